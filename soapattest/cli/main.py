@@ -12,6 +12,7 @@ import click
 from soapattest import __version__
 from soapattest.cli.eventlog import eventlog
 from soapattest.cli.ima import ima
+from soapattest.cli.sim import sim
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +28,7 @@ def cli(debug: bool) -> None:
 
 cli.add_command(eventlog)
 cli.add_command(ima)
+cli.add_command(sim)
 
 
 def main() -> None:
