@@ -603,7 +603,7 @@ class AlreadyExistsError(SoapAttestError):
 
     code = "Client.AlreadyExists"
 
-    def __init__(self, message: str, *, name: str) -> None:
+    def __init__(self, message: str, *, name: str = "") -> None:
         super().__init__(message)
         self.name = name
 
@@ -673,3 +673,64 @@ class DatabaseUnavailableError(DatabaseError):
     def __init__(self, message: str, *, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+# --------------------------------------------------------------------------
+# Attestation server (soapattest.server, soapattest.service).
+# --------------------------------------------------------------------------
+
+
+class ConfigError(SoapAttestError):
+    """The server configuration is invalid; ``option`` names the setting."""
+
+    code = "Server.Configuration"
+
+    def __init__(self, message: str, *, option: str = "") -> None:
+        super().__init__(message)
+        self.option = option
+
+
+class AgentUnreachableError(SoapAttestError):
+    """The host's trust agent did not answer (refused, timed out, TLS failure)."""
+
+    code = "Server.AgentUnreachable"
+
+
+class AgentResponseError(SoapAttestError):
+    """The host's trust agent answered something that is not a valid response."""
+
+    code = "Server.AgentBadResponse"
+
+
+class AgentFaultError(SoapAttestError):
+    """The host's trust agent answered with a SOAP fault; ``agent_code`` is its code."""
+
+    code = "Server.AgentFault"
+
+    def __init__(self, message: str, *, agent_code: str = "") -> None:
+        super().__init__(message)
+        self.agent_code = agent_code
+
+
+class NotAuthorizedError(SoapAttestError):
+    """The caller is not authenticated, or its roles do not allow the operation."""
+
+    code = "Client.NotAuthorized"
+
+
+class NoPolicyError(SoapAttestError):
+    """The host has no policy (neither its own nor its pool's): it cannot be appraised."""
+
+    code = "Client.NoPolicy"
+
+
+class NonceError(SoapAttestError):
+    """A nonce was not issued by this server for this host, expired, or was used already."""
+
+    code = "Client.InvalidNonce"
+
+
+class AssertionVerificationError(SoapAttestError):
+    """A SAML trust assertion does not verify (signature, structure or validity period)."""
+
+    code = "Client.InvalidAssertion"
