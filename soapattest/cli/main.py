@@ -12,6 +12,7 @@ import click
 from soapattest import __version__
 from soapattest.cli.eventlog import eventlog
 from soapattest.cli.ima import ima
+from soapattest.cli.serve import db, serve
 from soapattest.cli.sim import sim
 
 
@@ -29,6 +30,8 @@ def cli(debug: bool) -> None:
 cli.add_command(eventlog)
 cli.add_command(ima)
 cli.add_command(sim)
+cli.add_command(serve)
+cli.add_command(db)
 
 
 def main() -> None:

@@ -309,3 +309,16 @@ class UserRow(Base):
     roles: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class EvidenceRow(Base):
+    """Evidence bytes (event logs, IMA lists) by SHA-256, stored once however many reports
+    refer to them. Immutable: a digest names exactly one content."""
+
+    __tablename__ = "evidence_blobs"
+
+    sha256: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes]
+    created_at: Mapped[datetime]

@@ -25,6 +25,7 @@ from soapattest.store.db import (
     parse_url,
     translate,
 )
+from soapattest.store.evidence import EvidenceRepository
 from soapattest.store.hosts import HostRepository
 from soapattest.store.nonces import NonceRepository
 from soapattest.store.policies import PolicyRepository
@@ -49,6 +50,7 @@ class Tx:
         self.nonces = NonceRepository(session)
         self.audit = AuditRepository(session)
         self.users = UserRepository(session)
+        self.evidence = EvidenceRepository(session)
 
 
 def _alembic_config() -> Config:

@@ -210,7 +210,7 @@ def appraise(evidence: Evidence, inp: AppraisalInput) -> Appraisal:
                 )
             else:
                 log = appraise_event_log(
-                    evidence.event_log, quote, policy.banks, limits=inp.log_limits
+                    evidence.event_log, quote.pcrs, policy.banks, limits=inp.log_limits
                 )
                 checks.extend(log.checks)
         # 3. Whitelists.

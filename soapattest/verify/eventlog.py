@@ -22,7 +22,7 @@ and digests are matched, not types.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from soapattest.errors import EventLogError
@@ -39,7 +39,6 @@ from soapattest.tpm.eventlog import (
     replay,
 )
 from soapattest.verify.checks import failed, hexs, info, passed
-from soapattest.verify.quote import VerifiedQuote
 
 COMPONENT = "eventlog"
 FIRMWARE_PCRS = range(8)  # PCRs whose pre-OS measurements end with an EV_SEPARATOR
@@ -83,11 +82,11 @@ def _describe(events: Sequence[UntrustedEvent], limit: int = 12) -> str:
 
 
 def _replay_checks(
-    log: EventLog, quote: VerifiedQuote, bank: str
+    log: EventLog, verified: Mapping[str, Mapping[int, bytes]], bank: str
 ) -> tuple[list[Check], frozenset[int]]:
     checks: list[Check] = []
     trusted: set[int] = set()
-    quoted = quote.pcrs.get(bank, {})
+    quoted = verified.get(bank, {})
     values = replay(log, banks=[bank]).get(bank, {})
     extended = {e.pcr for e in log.events if e.extends}
     zero = bytes(hash_by_name(bank).digest_size)  # type: ignore[union-attr]
@@ -230,15 +229,17 @@ def _consistency_checks(log: EventLog, bank: str, trusted: frozenset[int]) -> li
 
 def appraise_event_log(
     log_bytes: bytes,
-    quote: VerifiedQuote,
+    verified: Mapping[str, Mapping[int, bytes]],
     banks: Sequence[str],
     *,
     limits: EventLogLimits = DEFAULT_LIMITS,
 ) -> LogAppraisal:
-    """Appraise a measured-boot log against a verified quote, in the policy's ``banks``.
+    """Appraise a measured-boot log against ``verified`` PCR values, in the policy's ``banks``.
 
-    Returns a :class:`LogAppraisal` whose checks list every step; never raises
-    for bad input (a malformed log is a FAIL check).
+    ``verified`` must hold only values a quote signature vouched for
+    (:attr:`VerifiedQuote.pcrs`, or the PCRs of a stored trust report). Returns a
+    :class:`LogAppraisal` whose checks list every step; never raises for bad input
+    (a malformed log is a FAIL check).
     """
     checks: list[Check] = []
     # 1. Parse.
@@ -267,13 +268,13 @@ def appraise_event_log(
                 )
             )
             continue
-        if bank not in quote.pcrs:
+        if bank not in verified:
             checks.append(
                 failed("eventlog.bank", COMPONENT, f"the quote covers no {bank} PCR", bank=bank)
             )
             continue
         # 3-4. Replay against the quote.
-        replay_checks, trusted_pcrs = _replay_checks(log, quote, bank)
+        replay_checks, trusted_pcrs = _replay_checks(log, verified, bank)
         checks.extend(replay_checks)
         trusted[bank] = trusted_pcrs
         # 5. Separators.

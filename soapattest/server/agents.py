@@ -1,0 +1,337 @@
+"""The server's port to trust agents, and its SOAP implementation.
+
+:class:`AgentPort` is what the attestation use cases call; :class:`SoapAgentClient`
+speaks the agent's WSDL (``wsdl/agent.wsdl``, namespace ``urn:soapattest:agent:v1``)
+over HTTP with:
+
+- one keep-alive HTTP session per thread, a timeout on every call;
+- a byte cap on every response (read incrementally, never all at once);
+- a hardened XML parser: no DTD, no entities, no network, bounded depth;
+- strict base64 for binary fields, and structural checks (one Body child,
+  the expected response element, no duplicate PCRs).
+
+Anything else the agent says (garbage, HTML, a fault, silence) becomes a
+typed error: :class:`AgentUnreachableError`, :class:`AgentResponseError` or
+:class:`AgentFaultError`; the caller turns those into UNKNOWN reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import requests
+from lxml import etree
+
+from soapattest.errors import AgentFaultError, AgentResponseError, AgentUnreachableError
+from soapattest.tpm.constants import hash_by_name
+from soapattest.tpm.pcr import PcrSelection, PcrValues
+
+NS = "urn:soapattest:agent:v1"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+MAX_DEPTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class EkInfo:
+    """One endorsement key as the agent reports it (untrusted until validated)."""
+
+    key_type: str
+    public: bytes
+    certificate: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    """GetIdentity: EKs, AK, banks and TPM facts (untrusted until validated)."""
+
+    eks: tuple[EkInfo, ...]
+    ak_type: str
+    ak_public: bytes
+    ak_name: bytes
+    banks: tuple[str, ...]
+    tpm_manufacturer: str
+    firmware_version: int
+    agent_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentQuote:
+    """GetQuote: TPMS_ATTEST, TPMT_SIGNATURE and the raw PCR values (untrusted)."""
+
+    attest: bytes
+    signature: bytes
+    raw_pcrs: PcrValues
+
+
+class AgentPort(Protocol):
+    """What the server needs from a host's trust agent."""
+
+    def identity(self, url: str) -> AgentIdentity:
+        """The host's TPM identity."""
+
+    def activate_credential(self, url: str, key_type: str, blob: bytes, secret: bytes) -> bytes:
+        """TPM2_ActivateCredential with the host's EK of ``key_type``."""
+
+    def quote(self, url: str, nonce: bytes, selection: PcrSelection) -> AgentQuote:
+        """A fresh quote over ``selection`` with ``nonce``."""
+
+    def event_log(self, url: str) -> bytes:
+        """The measured-boot event log."""
+
+    def ima_log(self, url: str, offset: int) -> tuple[bytes, int, bool]:
+        """IMA list bytes from ``offset``: (data, next offset, more)."""
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+
+
+def _q(local: str) -> str:
+    return f"{{{NS}}}{local}"
+
+
+def _depth_ok(root: etree._Element) -> bool:
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        stack.extend((child, depth + 1) for child in node)
+    return True
+
+
+def parse_envelope(data: bytes, operation: str) -> etree._Element:
+    """The ``<operation>Response`` element of a SOAP 1.1 response; raise typed errors otherwise.
+
+    Refuses DOCTYPEs, entities, excessive depth, more than one Body child, and
+    anything but the expected element. A SOAP fault raises :class:`AgentFaultError`.
+    """
+    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data:
+        raise AgentResponseError(f"{operation}: the agent's answer carries a DTD or entities")
+    try:
+        root = etree.fromstring(data, parser=_parser())
+    except etree.XMLSyntaxError as exc:
+        raise AgentResponseError(f"{operation}: the agent's answer is not XML ({exc})") from None
+    if root.tag != f"{{{SOAP_ENV}}}Envelope" or not _depth_ok(root):
+        raise AgentResponseError(f"{operation}: the agent's answer is not a SOAP 1.1 envelope")
+    bodies = root.findall(f"{{{SOAP_ENV}}}Body")
+    if len(bodies) != 1 or len(bodies[0]) != 1:
+        raise AgentResponseError(f"{operation}: the SOAP Body must hold exactly one element")
+    payload = bodies[0][0]
+    if payload.tag == f"{{{SOAP_ENV}}}Fault":
+        code = (payload.findtext("faultcode") or "").split(":", 1)[-1]
+        text = (payload.findtext("faultstring") or "").strip()
+        raise AgentFaultError(f"agent fault {code}: {text[:300]}", agent_code=code)
+    if payload.tag != _q(f"{operation}Response"):
+        raise AgentResponseError(f"{operation}: unexpected answer element {payload.tag!r}")
+    return payload
+
+
+def _child(parent: etree._Element, local: str, what: str) -> etree._Element:
+    found = parent.findall(_q(local))
+    if len(found) != 1:
+        raise AgentResponseError(f"{what}: expected one <{local}>, found {len(found)}")
+    return found[0]
+
+
+def _text(parent: etree._Element, local: str, what: str) -> str:
+    return (_child(parent, local, what).text or "").strip()
+
+
+def _b64(parent: etree._Element, local: str, what: str, *, optional: bool = False) -> bytes:
+    found = parent.findall(_q(local))
+    if optional and not found:
+        return b""
+    text = "".join((_child(parent, local, what).text or "").split())
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise AgentResponseError(f"{what}: <{local}> is not base64") from None
+
+
+def _int(parent: etree._Element, local: str, what: str) -> int:
+    text = _text(parent, local, what)
+    if not text.isdigit() or len(text) > 20:
+        raise AgentResponseError(f"{what}: <{local}> is not an unsigned integer")
+    return int(text)
+
+
+def _children(parent: etree._Element, local: str) -> Iterator[etree._Element]:
+    yield from parent.iterfind(_q(local))
+
+
+def decode_identity(payload: etree._Element) -> AgentIdentity:
+    """GetIdentityResponse -> :class:`AgentIdentity`."""
+    ident = _child(payload, "identity", "GetIdentity")
+    eks = tuple(
+        EkInfo(
+            key_type=_text(ek, "key_type", "EK"),
+            public=_b64(ek, "public", "EK"),
+            certificate=_b64(ek, "certificate", "EK", optional=True),
+        )
+        for ek in _children(ident, "ek")
+    )
+    if not eks:
+        raise AgentResponseError("GetIdentity: no endorsement key")
+    fw1 = _int(ident, "firmware_version_1", "GetIdentity")
+    fw2 = _int(ident, "firmware_version_2", "GetIdentity")
+    return AgentIdentity(
+        eks=eks,
+        ak_type=_text(ident, "ak_type", "GetIdentity"),
+        ak_public=_b64(ident, "ak_public", "GetIdentity"),
+        ak_name=_b64(ident, "ak_name", "GetIdentity"),
+        banks=tuple((b.text or "").strip() for b in _children(ident, "pcr_bank")),
+        tpm_manufacturer=_text(ident, "tpm_manufacturer", "GetIdentity")[:64],
+        firmware_version=((fw1 & 0xFFFFFFFF) << 32) | (fw2 & 0xFFFFFFFF),
+        agent_version=_text(ident, "agent_version", "GetIdentity")[:64],
+    )
+
+
+def decode_quote(payload: etree._Element) -> AgentQuote:
+    """GetQuoteResponse -> :class:`AgentQuote` (duplicate banks or PCRs are refused)."""
+    quote = _child(payload, "quote", "GetQuote")
+    raw: dict[str, dict[int, bytes]] = {}
+    for bank_el in _children(quote, "banks"):
+        bank = _text(bank_el, "bank", "GetQuote")
+        if hash_by_name(bank) is None:
+            raise AgentResponseError(f"GetQuote: unknown bank {bank[:16]!r}")
+        if bank in raw:
+            raise AgentResponseError(f"GetQuote: bank {bank} reported twice")
+        values: dict[int, bytes] = {}
+        for pcr_el in _children(bank_el, "pcr"):
+            index = _int(pcr_el, "index", "GetQuote")
+            if index in values:
+                raise AgentResponseError(f"GetQuote: PCR {bank}:{index} reported twice")
+            values[index] = _b64(pcr_el, "value", "GetQuote")
+        raw[bank] = values
+    return AgentQuote(
+        attest=_b64(quote, "attest", "GetQuote"),
+        signature=_b64(quote, "signature", "GetQuote"),
+        raw_pcrs=raw,
+    )
+
+
+def encode_request(operation: str, body: etree._Element | None = None) -> bytes:
+    """A SOAP 1.1 envelope with ``<operation>`` (and its children) in the agent namespace."""
+    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "a": NS})
+    b = etree.SubElement(env, f"{{{SOAP_ENV}}}Body")
+    b.append(body if body is not None else etree.Element(_q(operation)))
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8"))
+
+
+def _element(tag: str, text: str | None = None) -> etree._Element:
+    el = etree.Element(_q(tag))
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _sub(parent: etree._Element, tag: str, text: str) -> None:
+    parent.append(_element(tag, text))
+
+
+class SoapAgentClient:
+    """:class:`AgentPort` over SOAP/HTTP with timeouts and caps (see module docstring)."""
+
+    def __init__(self, *, timeout: float, max_response_bytes: int) -> None:
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # never route agent traffic through a proxy
+            self._local.session = session
+        return session
+
+    def _call(self, url: str, operation: str, body: etree._Element | None = None) -> etree._Element:
+        data = encode_request(operation, body)
+        headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{operation}"'}
+        try:
+            with self._session().post(
+                url, data=data, headers=headers, timeout=self.timeout, stream=True
+            ) as resp:
+                content_type = resp.headers.get("Content-Type", "")
+                chunks: list[bytes] = []
+                size = 0
+                for chunk in resp.iter_content(65536):
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise AgentResponseError(
+                            f"{operation}: the agent's answer exceeds {self.max_response_bytes} "
+                            "bytes"
+                        )
+                    chunks.append(chunk)
+        except requests.Timeout:
+            raise AgentUnreachableError(
+                f"{operation}: the agent at {url} did not answer within {self.timeout:g} s"
+            ) from None
+        except requests.RequestException as exc:
+            raise AgentUnreachableError(
+                f"{operation}: cannot reach the agent at {url}: {type(exc).__name__}"
+            ) from None
+        if "xml" not in content_type:
+            raise AgentResponseError(
+                f"{operation}: the agent answered HTTP {resp.status_code} "
+                f"with {content_type or 'no content type'}, not SOAP"
+            )
+        return parse_envelope(b"".join(chunks), operation)
+
+    def identity(self, url: str) -> AgentIdentity:
+        """GetIdentity."""
+        return decode_identity(self._call(url, "GetIdentity"))
+
+    def activate_credential(self, url: str, key_type: str, blob: bytes, secret: bytes) -> bytes:
+        """ActivateCredential."""
+        req = _element("ActivateCredential")
+        _sub(req, "ek_type", key_type)
+        _sub(req, "credential_blob", base64.b64encode(blob).decode())
+        _sub(req, "encrypted_secret", base64.b64encode(secret).decode())
+        payload = self._call(url, "ActivateCredential", req)
+        return _b64(payload, "credential", "ActivateCredential")
+
+    def quote(self, url: str, nonce: bytes, selection: PcrSelection) -> AgentQuote:
+        """GetQuote."""
+        req = _element("GetQuote")
+        _sub(req, "nonce", base64.b64encode(nonce).decode())
+        for bank, pcrs in selection.banks:
+            sel = _element("selection")
+            _sub(sel, "bank", bank)
+            for pcr in pcrs:
+                _sub(sel, "pcr", str(pcr))
+            req.append(sel)
+        return decode_quote(self._call(url, "GetQuote", req))
+
+    def event_log(self, url: str) -> bytes:
+        """GetEventLog."""
+        payload = self._call(url, "GetEventLog")
+        return _b64(_child(payload, "eventlog", "GetEventLog"), "data", "GetEventLog")
+
+    def ima_log(self, url: str, offset: int) -> tuple[bytes, int, bool]:
+        """GetImaLog from ``offset``."""
+        req = _element("GetImaLog")
+        _sub(req, "offset", str(offset))
+        chunk = _child(self._call(url, "GetImaLog", req), "chunk", "GetImaLog")
+        more = _text(chunk, "more", "GetImaLog")
+        if more not in ("true", "false", "1", "0"):
+            raise AgentResponseError("GetImaLog: <more> is not a boolean")
+        return (
+            _b64(chunk, "data", "GetImaLog"),
+            _int(chunk, "next_offset", "GetImaLog"),
+            more in ("true", "1"),
+        )
