@@ -7,6 +7,7 @@ schema (lxml) before any operation runs.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -44,8 +45,13 @@ def _operations() -> dict[str, Any]:
     return ops
 
 
+@functools.cache
 def _service_class() -> type:
-    """One service class (one wsdl:service, one portType) holding every operation."""
+    """One service class (one wsdl:service, one portType) holding every operation.
+
+    Built once per process: Spyne binds each @rpc descriptor to the class it is
+    first built into, and a second build loses the response types.
+    """
     return type(
         SERVICE_NAME,
         (AttestationServiceBase,),
