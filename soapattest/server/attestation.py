@@ -9,10 +9,11 @@ garbage, fault) yield UNKNOWN, never TRUSTED; bad evidence yields UNTRUSTED.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from soapattest.errors import (
     AgentFaultError,
@@ -21,6 +22,8 @@ from soapattest.errors import (
     InvalidArgumentError,
     NonceError,
     NoPolicyError,
+    NotFoundError,
+    PolicyError,
     SoapAttestError,
 )
 from soapattest.model import Host, Policy, QuoteState, TrustReport, Whitelist
@@ -29,7 +32,8 @@ from soapattest.server.audit import audited
 from soapattest.server.context import ServerContext
 from soapattest.store import Tx
 from soapattest.tpm.eventlog import EventLogLimits
-from soapattest.tpm.public import parse_public
+from soapattest.tpm.pcr import PcrSelection
+from soapattest.tpm.public import TpmPublic, parse_public
 from soapattest.verify.appraise import (
     AppraisalInput,
     Evidence,
@@ -79,34 +83,43 @@ def _plan(tx: Tx, name: str) -> Plan:
     return Plan(host, policy, whitelists)
 
 
-def _store_report(
-    ctx: ServerContext,
-    actor: str,
-    report: TrustReport,
-    state: QuoteState | None,
-    evidence_note: dict[str, str],
-    event_log: bytes | None = None,
-) -> TrustReport:
-    with ctx.store.transaction() as tx:
-        if event_log:
-            tx.evidence.put(event_log, "eventlog", now=report.created_at)
-        stored = tx.reports.add(report)
-        if state is not None:
-            tx.hosts.record_quote_state(report.host, state)
-        tx.audit.record(
-            actor=actor,
-            action="trust.decision",
-            target_type="host",
-            target=report.host,
-            outcome=report.status.value,
-            details={
-                "report_id": stored.report_id,
-                "policy": f"{report.policy}@{report.policy_version}",
-                "failures": [c.id for c in report.failures()][:20],
-                **evidence_note,
-            },
-            at=ctx.clock(),
-        )
+@dataclass
+class _Job:
+    """One host's attestation in flight (plan -> nonce -> evidence -> report)."""
+
+    plan: Plan
+    nonce: bytes
+    selection: PcrSelection
+    evidence: Evidence | None = None
+    agent_error: SoapAttestError | None = None
+    report: TrustReport | None = None
+    state: QuoteState | None = None
+
+
+def _record(tx: Tx, ctx: ServerContext, actor: str, job: _Job, note: dict[str, str]) -> TrustReport:
+    """Store one finished job in ``tx``: evidence blob, report, clock state, audit record."""
+    assert job.report is not None
+    report = job.report
+    event_log = job.evidence.event_log if job.evidence is not None else None
+    if event_log:
+        tx.evidence.put(event_log, "eventlog", now=report.created_at)
+    stored = tx.reports.add(report)
+    if job.state is not None:
+        tx.hosts.record_quote_state(report.host, job.state)
+    tx.audit.record(
+        actor=actor,
+        action="trust.decision",
+        target_type="host",
+        target=report.host,
+        outcome=report.status.value,
+        details={
+            "report_id": stored.report_id,
+            "policy": f"{report.policy}@{report.policy_version}",
+            "failures": [c.id for c in report.failures()][:20],
+            **note,
+        },
+        at=ctx.clock(),
+    )
     return stored
 
 
@@ -125,6 +138,96 @@ def _fetch_ima(ctx: ServerContext, url: str) -> bytes:
         offset = next_offset
 
 
+def _gather(ctx: ServerContext, job: _Job) -> None:
+    """Fetch the evidence of one host from its agent (no database access)."""
+    policy = job.plan.policy
+    url = job.plan.host.agent_url
+    try:
+        q = ctx.agents.quote(url, job.nonce, job.selection)
+        event_log = None
+        if policy.use_event_log or policy.secure_boot is not None:
+            event_log = ctx.agents.event_log(url)
+        ima_log = _fetch_ima(ctx, url) if policy.ima.mode.value != "off" else None
+    except AGENT_ERRORS as exc:
+        log.warning("host %s: %s", job.plan.host.name, exc.message)
+        job.agent_error = exc
+        return
+    job.evidence = Evidence(QuoteEvidence(q.attest, q.signature, q.raw_pcrs), event_log, ima_log)
+
+
+def _appraise(ctx: ServerContext, job: _Job, fresh: bool, now: datetime) -> None:
+    """Turn gathered evidence (or its absence) into the job's report."""
+    plan = job.plan
+    name = plan.host.name
+    if job.agent_error is not None or job.evidence is None:
+        reason = job.agent_error.message if job.agent_error else "no evidence"
+        job.report = unknown_report(name, "agent.evidence", reason, now, policy=plan.policy)
+        return
+    if not fresh:
+        job.report = unknown_report(
+            name,
+            "quote.freshness",
+            f"the agent answered after the nonce expired ({ctx.config.nonce_ttl} s)",
+            now,
+            policy=plan.policy,
+        )
+        return
+    assert plan.host.identity is not None
+    inp = AppraisalInput(
+        host=name,
+        ak=_ak(plan.host.identity.ak_public),
+        nonce=job.nonce,
+        policy=plan.policy,
+        whitelists=plan.whitelists,
+        now=now,
+        previous=plan.host.last_quote,
+        qualified_signer=plan.host.identity.qualified_signer,
+        log_limits=EventLogLimits(max_log_bytes=ctx.config.event_log_max_bytes),
+    )
+    result = appraise(job.evidence, inp)
+    job.report = result.report
+    job.state = result.quote.state if result.quote is not None else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _ak(ak_public: bytes) -> TpmPublic:
+    """Parsed AK public areas, cached by their bytes (immutable values)."""
+    return parse_public(ak_public)
+
+
+def _issue_nonces(ctx: ServerContext, plans: Sequence[Plan]) -> list[_Job]:
+    issued = ctx.clock()
+    expires = issued + timedelta(seconds=ctx.config.nonce_ttl)
+    jobs = [
+        _Job(p, ctx.random_bytes(NONCE_BYTES), required_selection(p.policy, p.whitelists))
+        for p in plans
+    ]
+    with ctx.store.transaction() as tx:
+        for job in jobs:
+            tx.nonces.issue(
+                job.plan.host.name, job.nonce, PULL_PURPOSE, now=issued, expires_at=expires
+            )
+    return jobs
+
+
+def _finish(ctx: ServerContext, actor: str, jobs: Sequence[_Job]) -> list[TrustReport]:
+    """Consume the nonces, appraise, and store every report in one transaction."""
+    now = ctx.clock()
+    with ctx.store.transaction() as tx:
+        fresh = [
+            job.evidence is not None
+            and tx.nonces.consume(job.plan.host.name, job.nonce, PULL_PURPOSE, now=now)
+            for job in jobs
+        ]
+    for job, ok in zip(jobs, fresh, strict=True):
+        _appraise(ctx, job, ok, now)
+    with ctx.store.transaction() as tx:
+        return [
+            _record(tx, ctx, actor, job, {"agent": job.agent_error.code} if job.agent_error else {})
+            for job in jobs
+        ]
+
+
 def attest_host(ctx: ServerContext, actor: str, name: str) -> TrustReport:
     """Attest one host now: fresh nonce, quote, logs, appraisal, stored report.
 
@@ -134,73 +237,61 @@ def attest_host(ctx: ServerContext, actor: str, name: str) -> TrustReport:
     validate.name(name, "host")
     with ctx.store.transaction(readonly=True) as tx:
         plan = _plan(tx, name)
-    assert plan.host.identity is not None
-    policy = plan.policy
-    selection = required_selection(policy, plan.whitelists)
-    nonce = ctx.random_bytes(NONCE_BYTES)
-    issued = ctx.clock()
-    with ctx.store.transaction() as tx:
-        tx.nonces.issue(
-            name,
-            nonce,
-            PULL_PURPOSE,
-            now=issued,
-            expires_at=issued + timedelta(seconds=ctx.config.nonce_ttl),
-        )
-    url = plan.host.agent_url
-    event_log: bytes | None = None
-    ima_log: bytes | None = None
-    try:
-        q = ctx.agents.quote(url, nonce, selection)
-        if policy.use_event_log or policy.secure_boot is not None:
-            event_log = ctx.agents.event_log(url)
-        if policy.ima.mode.value != "off":
-            ima_log = _fetch_ima(ctx, url)
-    except AGENT_ERRORS as exc:
-        report = unknown_report(name, "agent.evidence", exc.message, ctx.clock(), policy=policy)
-        log.warning("host %s: %s", name, exc.message)
-        return _store_report(ctx, actor, report, None, {"agent": exc.code})
-    now = ctx.clock()
-    with ctx.store.transaction() as tx:
-        fresh = tx.nonces.consume(name, nonce, PULL_PURPOSE, now=now)
-    if not fresh:
-        report = unknown_report(
-            name,
-            "quote.freshness",
-            f"the agent answered after the nonce expired ({ctx.config.nonce_ttl} s)",
-            now,
-            policy=policy,
-        )
-        return _store_report(ctx, actor, report, None, {})
-    inp = AppraisalInput(
-        host=name,
-        ak=parse_public(plan.host.identity.ak_public),
-        nonce=nonce,
-        policy=policy,
-        whitelists=plan.whitelists,
-        now=now,
-        previous=plan.host.last_quote,
-        qualified_signer=plan.host.identity.qualified_signer,
-        log_limits=EventLogLimits(max_log_bytes=ctx.config.event_log_max_bytes),
-    )
-    result = appraise(
-        Evidence(QuoteEvidence(q.attest, q.signature, q.raw_pcrs), event_log, ima_log), inp
-    )
-    state = result.quote.state if result.quote is not None else None
-    return _store_report(ctx, actor, result.report, state, {}, event_log)
+    (job,) = _issue_nonces(ctx, [plan])
+    _gather(ctx, job)
+    return _finish(ctx, actor, [job])[0]
+
+
+BATCH = 256  # hosts per database transaction in bulk attestation
 
 
 def attest_hosts(ctx: ServerContext, actor: str, names: Sequence[str]) -> list[Outcome]:
-    """Attest many hosts concurrently (bounded by ``bulk_concurrency``), in input order."""
+    """Attest many hosts concurrently, in input order.
+
+    Database work is batched (one transaction for the plans, one for the
+    nonces, two for the results, per batch of :data:`BATCH` hosts); agent
+    calls run on the bounded pool (``bulk_concurrency``).
+    """
     _check_bulk(ctx, names)
+    outcomes: dict[str, Outcome] = {}
+    for start in range(0, len(names), BATCH):
+        batch = names[start : start + BATCH]
+        plans: list[Plan] = []
+        for name, plan_or_error in _plans(ctx, batch).items():
+            if isinstance(plan_or_error, SoapAttestError):
+                outcomes[name] = Outcome(name, None, plan_or_error)
+            else:
+                plans.append(plan_or_error)
+        if not plans:
+            continue
+        jobs = _issue_nonces(ctx, plans)
+        list(ctx.pool.map(lambda j: _gather(ctx, j), jobs))
+        for job, report in zip(jobs, _finish(ctx, actor, jobs), strict=True):
+            outcomes[job.plan.host.name] = Outcome(job.plan.host.name, report)
+    return [outcomes[n] for n in names]
 
-    def one(n: str) -> Outcome:
-        try:
-            return Outcome(n, attest_host(ctx, actor, n))
-        except SoapAttestError as exc:
-            return Outcome(n, None, exc)
 
-    return list(ctx.pool.map(one, names))
+def _plans(ctx: ServerContext, names: Sequence[str]) -> dict[str, Plan | SoapAttestError]:
+    """Plans of many hosts in one read transaction; per-host errors are returned, not raised."""
+    out: dict[str, Plan | SoapAttestError] = {}
+    try:
+        with ctx.store.transaction(readonly=True) as tx:
+            for name in names:
+                try:
+                    out[name] = _plan(tx, name)
+                except (NotFoundError, NoPolicyError, PolicyError) as exc:
+                    out[name] = exc
+    except SoapAttestError:
+        # A database error: fall back to one transaction per host so that each
+        # host gets its own error (or plan).
+        out = {}
+        for name in names:
+            try:
+                with ctx.store.transaction(readonly=True) as tx:
+                    out[name] = _plan(tx, name)
+            except SoapAttestError as exc:
+                out[name] = exc
+    return out
 
 
 def poll_hosts(ctx: ServerContext, actor: str, names: Sequence[str], max_age: int) -> list[Outcome]:
@@ -280,7 +371,7 @@ def verify_caller_quote(
             )
     inp = AppraisalInput(
         host=name,
-        ak=parse_public(plan.host.identity.ak_public),
+        ak=_ak(plan.host.identity.ak_public),
         nonce=nonce,
         policy=plan.policy,
         whitelists=plan.whitelists,
@@ -290,5 +381,13 @@ def verify_caller_quote(
         log_limits=EventLogLimits(max_log_bytes=ctx.config.event_log_max_bytes),
     )
     result = appraise(evidence, inp)
-    state = result.quote.state if result.quote is not None else None
-    return _store_report(ctx, actor, result.report, state, {"source": "caller"}, evidence.event_log)
+    job = _Job(
+        plan,
+        nonce,
+        required_selection(plan.policy, plan.whitelists),
+        evidence=evidence,
+        report=result.report,
+        state=result.quote.state if result.quote is not None else None,
+    )
+    with ctx.store.transaction() as tx:
+        return _record(tx, ctx, actor, job, {"source": "caller"})
