@@ -24,13 +24,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from spyne import Application, ServiceBase, rpc  # noqa: E402
-from spyne.model.binary import ByteArray  # noqa: E402
-from spyne.protocol.soap import Soap11  # noqa: E402
-from spyne.server.wsgi import WsgiApplication  # noqa: E402
+from spyne import Application, ServiceBase, rpc
+from spyne.model.binary import ByteArray
+from spyne.protocol.soap import Soap11
+from spyne.server.wsgi import WsgiApplication
 
-from bench.load_agents import LoadAgents, start  # noqa: E402
-from soapattest.model import (  # noqa: E402
+from bench.load_agents import LoadAgents, start
+from soapattest.model import (
     Combine,
     EntryKind,
     Host,
@@ -39,15 +39,15 @@ from soapattest.model import (  # noqa: E402
     WhitelistEntry,
     WhitelistRef,
 )
-from soapattest.server import attestation  # noqa: E402
-from soapattest.server.agents import SoapAgentClient  # noqa: E402
-from soapattest.server.config import ServerConfig  # noqa: E402
-from soapattest.server.context import ServerContext, utc_now  # noqa: E402
-from soapattest.server.keys import load_signing_identity  # noqa: E402
-from soapattest.service.app import build_wsgi  # noqa: E402
-from soapattest.store import Store  # noqa: E402
-from soapattest.tpm.eventlog import parse_event_log  # noqa: E402
-from soapattest.verify.appraise import required_selection  # noqa: E402
+from soapattest.server import attestation
+from soapattest.server.agents import SoapAgentClient
+from soapattest.server.config import ServerConfig
+from soapattest.server.context import ServerContext, utc_now
+from soapattest.server.keys import load_signing_identity
+from soapattest.service.app import build_wsgi
+from soapattest.store import Store
+from soapattest.tpm.eventlog import parse_event_log
+from soapattest.verify.appraise import required_selection
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG = ROOT / "tests" / "data" / "real" / "eventlogs" / "gotpmtools_rhel8-uefi.bin"
@@ -56,9 +56,16 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 
 def wsgi_call(app: Any, data: bytes) -> bytes:
     environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/", "QUERY_STRING": "", "SERVER_NAME": "b",
-        "SERVER_PORT": "80", "CONTENT_TYPE": "text/xml", "CONTENT_LENGTH": str(len(data)),
-        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(data), "wsgi.errors": io.StringIO(),
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "b",
+        "SERVER_PORT": "80",
+        "CONTENT_TYPE": "text/xml",
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.errors": io.StringIO(),
     }
     status: list[str] = []
     body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
@@ -68,18 +75,21 @@ def wsgi_call(app: Any, data: bytes) -> bytes:
 
 
 def envelope(body: str) -> bytes:
-    return (f'<e:Envelope xmlns:e="{SOAP_ENV}" xmlns:t="urn:soapattest:v1"><e:Body>{body}'
-            "</e:Body></e:Envelope>").encode()
+    return (
+        f'<e:Envelope xmlns:e="{SOAP_ENV}" xmlns:t="urn:soapattest:v1"><e:Body>{body}'
+        "</e:Body></e:Envelope>"
+    ).encode()
 
 
 def echo_app(response_size: int) -> Any:
     class Echo(ServiceBase):
         @rpc(ByteArray, _returns=ByteArray)
-        def Echo(ctx: Any, payload: Any) -> Any:  # noqa: N802, N805
+        def Echo(ctx: Any, payload: Any) -> Any:
             return [b"r" * response_size]
 
-    app = Application([Echo], tns="urn:bench:echo", in_protocol=Soap11(validator="lxml"),
-                      out_protocol=Soap11())
+    app = Application(
+        [Echo], tns="urn:bench:echo", in_protocol=Soap11(validator="lxml"), out_protocol=Soap11()
+    )
     return WsgiApplication(app)
 
 
@@ -96,24 +106,39 @@ def setup(tmp: Path, agents: LoadAgents, base_url: str) -> ServerContext:
     store = Store(config.db_url)
     store.upgrade()
     signing = load_signing_identity(None, None, tmp, config.saml_issuer, utc_now())
-    ctx = ServerContext(config=config, store=store, signing=signing,
-                        agents=SoapAgentClient(timeout=30, max_response_bytes=1 << 24))
+    ctx = ServerContext(
+        config=config,
+        store=store,
+        signing=signing,
+        agents=SoapAgentClient(timeout=30, max_response_bytes=1 << 24),
+    )
     log = parse_event_log(agents.raw_log)
     now = utc_now()
-    entries = {WhitelistEntry(EntryKind.EVENT, "sha256", e.pcr, e.digests["sha256"])
-               for e in log.events if e.extends and e.pcr < 8}
+    entries = {
+        WhitelistEntry(EntryKind.EVENT, "sha256", e.pcr, e.digests["sha256"])
+        for e in log.events
+        if e.extends and e.pcr < 8
+    }
     with store.transaction() as tx:
-        tx.whitelists.create("golden", tuple(sorted(entries)), description="", actor="bench",
-                             now=now)
+        tx.whitelists.create(
+            "golden", tuple(sorted(entries)), description="", actor="bench", now=now
+        )
         tx.policies.create(
             Policy("p", 0, Combine.ALL_OF, (WhitelistRef("golden"),), banks=("sha256",)),
-            actor="bench", now=now)
+            actor="bench",
+            now=now,
+        )
         for i, tpm in enumerate(agents.hosts):
             name = f"h{i}"
             # Benchmark-only enrolment of a software AK (no production path does this).
             tx.hosts.add(Host(name=name, agent_url=f"{base_url}h{i}/", policy="p"), now)
-            tx.hosts.set_identity(name, HostIdentity(b"-", b"", tpm.ak_public_bytes,
-                                                     tpm.ak_name, now, tpm.qualified_signer), now)
+            tx.hosts.set_identity(
+                name,
+                HostIdentity(
+                    b"-", b"", tpm.ak_public_bytes, tpm.ak_name, now, tpm.qualified_signer
+                ),
+                now,
+            )
     return ctx
 
 
@@ -150,20 +175,27 @@ def run(ctx: ServerContext, app: Any, agents: LoadAgents, args: argparse.Namespa
         pcrs = "".join(
             f"<t:pcr><t:bank>{b}</t:bank><t:index>{i}</t:index><t:value>"
             f"{base64.b64encode(v).decode()}</t:value></t:pcr>"
-            for b, vals in ev.raw_pcrs.items() for i, v in sorted(vals.items()))
-        requests_.append(envelope(
-            f"<t:VerifyQuote><t:host>h0</t:host><t:nonce>{base64.b64encode(nonce).decode()}"
-            f"</t:nonce><t:quote><t:attest>{base64.b64encode(ev.attest).decode()}</t:attest>"
-            f"<t:signature>{base64.b64encode(ev.signature).decode()}</t:signature>{pcrs}"
-            f"</t:quote><t:event_log>{log_b64}</t:event_log></t:VerifyQuote>"))
+            for b, vals in ev.raw_pcrs.items()
+            for i, v in sorted(vals.items())
+        )
+        requests_.append(
+            envelope(
+                f"<t:VerifyQuote><t:host>h0</t:host><t:nonce>{base64.b64encode(nonce).decode()}"
+                f"</t:nonce><t:quote><t:attest>{base64.b64encode(ev.attest).decode()}</t:attest>"
+                f"<t:signature>{base64.b64encode(ev.signature).decode()}</t:signature>{pcrs}"
+                f"</t:quote><t:event_log>{log_b64}</t:event_log></t:VerifyQuote>"
+            )
+        )
     sample = wsgi_call(app, requests_[0])
     assert b"<tns:status>TRUSTED</tns:status>" in sample, sample[:2000]
     req_size = len(requests_[0])
     resp_size = len(sample)
     echo = echo_app(resp_size)
     payload = base64.b64encode(b"x" * int(req_size * 0.74)).decode()
-    echo_req = (f'<e:Envelope xmlns:e="{SOAP_ENV}" xmlns:t="urn:bench:echo"><e:Body><t:Echo>'
-                f"<t:payload>{payload}</t:payload></t:Echo></e:Body></e:Envelope>").encode()
+    echo_req = (
+        f'<e:Envelope xmlns:e="{SOAP_ENV}" xmlns:t="urn:bench:echo"><e:Body><t:Echo>'
+        f"<t:payload>{payload}</t:payload></t:Echo></e:Body></e:Envelope>"
+    ).encode()
     wsgi_call(echo, echo_req)
     echo_cpu, echo_wall = timed(lambda i: wsgi_call(echo, echo_req), n)
     vq_cpu, vq_wall = timed(lambda i: wsgi_call(app, requests_[i + 1]), n - 1)
@@ -172,8 +204,9 @@ def run(ctx: ServerContext, app: Any, agents: LoadAgents, args: argparse.Namespa
     ah_cpu, ah_wall = timed(lambda i: wsgi_call(app, attest_req), n)
     # --- bulk AttestHosts
     names = [f"h{i}" for i in range(len(agents.hosts))]
-    bulk = envelope("<t:AttestHosts>" + "".join(f"<t:host>{h}</t:host>" for h in names)
-                    + "</t:AttestHosts>")
+    bulk = envelope(
+        "<t:AttestHosts>" + "".join(f"<t:host>{h}</t:host>" for h in names) + "</t:AttestHosts>"
+    )
     c0, w0 = time.process_time(), time.perf_counter()
     out = wsgi_call(app, bulk)
     bulk_cpu, bulk_wall = time.process_time() - c0, time.perf_counter() - w0
@@ -181,15 +214,20 @@ def run(ctx: ServerContext, app: Any, agents: LoadAgents, args: argparse.Namespa
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"request {req_size} B, response {resp_size} B, {n} calls each")
     print(f"{'operation':34} {'CPU ms':>8} {'wall ms':>8} {'per core/s':>11} {'vs floor':>9}")
-    rows = [("SOAP floor (bare Spyne echo)", echo_cpu, echo_wall),
-            ("VerifyQuote (verify+replay+store)", vq_cpu, vq_wall),
-            ("AttestHost (agent over HTTP)", ah_cpu, ah_wall)]
+    rows = [
+        ("SOAP floor (bare Spyne echo)", echo_cpu, echo_wall),
+        ("VerifyQuote (verify+replay+store)", vq_cpu, vq_wall),
+        ("AttestHost (agent over HTTP)", ah_cpu, ah_wall),
+    ]
     for label, cpu, wall in rows:
-        print(f"{label:34} {cpu * 1e3:8.2f} {wall * 1e3:8.2f} {1 / cpu:11.0f} "
-              f"{cpu / echo_cpu:8.2f}x")
-    print(f"bulk AttestHosts: {len(names)} hosts ({trusted} TRUSTED) in {bulk_wall:.2f} s wall, "
-          f"{bulk_cpu:.2f} s CPU -> {len(names) / bulk_wall:.0f} hosts/s, "
-          f"{len(names) / bulk_cpu:.0f} hosts per CPU-second")
+        print(
+            f"{label:34} {cpu * 1e3:8.2f} {wall * 1e3:8.2f} {1 / cpu:11.0f} {cpu / echo_cpu:8.2f}x"
+        )
+    print(
+        f"bulk AttestHosts: {len(names)} hosts ({trusted} TRUSTED) in {bulk_wall:.2f} s wall, "
+        f"{bulk_cpu:.2f} s CPU -> {len(names) / bulk_wall:.0f} hosts/s, "
+        f"{len(names) / bulk_cpu:.0f} hosts per CPU-second"
+    )
     print(f"peak RSS of this worker: {rss_mb:.0f} MB")
 
 

@@ -85,13 +85,11 @@ def _handler(agents: LoadAgents) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *_: Any) -> None:
             return
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             index = int(self.path.strip("/").removeprefix("h") or 0)
-            if b"GetQuote" in body:
-                out = agents.quote_response(index, body)
-            else:
-                out = agents.log_response
+            quote = b"GetQuote" in body
+            out = agents.quote_response(index, body) if quote else agents.log_response
             self.send_response(200)
             self.send_header("Content-Type", "text/xml; charset=utf-8")
             self.send_header("Content-Length", str(len(out)))
