@@ -65,3 +65,16 @@ def test_wsdl_is_document_literal_with_one_service_and_documented_operations() -
     assert styles == {"document"}
     uses = {b.get("use") for b in root.iter(f"{{{soap}}}body")}
     assert uses == {"literal"}
+
+
+def test_api_reference_is_generated_from_the_committed_wsdl() -> None:
+    from soapattest.service.apidoc import generate
+
+    text = generate()
+    assert (ROOT / "docs" / "api.md").read_text() == text, (
+        "docs/api.md is stale: python -m soapattest.service.apidoc > docs/api.md"
+    )
+    root = etree.fromstring(COMMITTED.read_bytes())
+    for op in root.findall(f"{{{WSDL}}}portType/{{{WSDL}}}operation"):
+        assert f"### {op.get('name')}\n" in text
+    assert "| `Client.UnknownHost` |" in text
