@@ -696,6 +696,12 @@ class AgentUnreachableError(SoapAttestError):
     code = "Server.AgentUnreachable"
 
 
+class AgentTlsError(AgentUnreachableError):
+    """TLS with the host's trust agent failed: certificate not issued by the configured CA,
+    name mismatch, pinned fingerprint mismatch, client certificate refused, or a pinned
+    host addressed over plain HTTP."""
+
+
 class AgentResponseError(SoapAttestError):
     """The host's trust agent answered something that is not a valid response."""
 
@@ -734,3 +740,182 @@ class AssertionVerificationError(SoapAttestError):
     """A SAML trust assertion does not verify (signature, structure or validity period)."""
 
     code = "Client.InvalidAssertion"
+
+
+# --------------------------------------------------------------------------
+# Security (soapattest.security): authentication, authorization, XML hardening.
+# Authentication errors share Client.NotAuthorized; their messages never say
+# whether a user exists (``reason`` is for the server log only).
+# --------------------------------------------------------------------------
+
+
+class AuthenticationError(NotAuthorizedError):
+    """The caller could not be authenticated. ``reason`` (server log only) says why."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class MissingTokenError(AuthenticationError):
+    """The request carries no wsse:Security header or no UsernameToken in it."""
+
+
+class MalformedTokenError(AuthenticationError):
+    """The UsernameToken is structurally invalid (duplicate or missing element, bad
+    base64, unknown password type, bad timestamp)."""
+
+
+class StaleTokenError(AuthenticationError):
+    """wsu:Created is outside the accepted window around the server's clock;
+    ``skew_seconds`` is created minus now."""
+
+    def __init__(self, message: str, *, skew_seconds: float) -> None:
+        super().__init__(message)
+        self.skew_seconds = skew_seconds
+
+
+class ReplayedNonceError(AuthenticationError):
+    """The token's Nonce was already used within the replay window."""
+
+
+class InsecureTransportError(AuthenticationError):
+    """A PasswordText token arrived over a connection that is not TLS."""
+
+
+class BadCredentialsError(AuthenticationError):
+    """Unknown user, wrong password, or a digest for a user without digest credentials
+    (deliberately indistinguishable to the caller)."""
+
+
+class OperationDeniedError(NotAuthorizedError):
+    """The authenticated caller's ``roles`` do not allow ``operation`` (or it is unknown)."""
+
+    def __init__(self, message: str, *, operation: str, roles: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.roles = roles
+
+
+class ReplayCacheFullError(SoapAttestError):
+    """The nonce replay cache is full of unexpired entries; the request is refused
+    rather than risking an undetected replay. ``capacity`` is its size."""
+
+    code = "Server.Busy"
+
+    def __init__(self, message: str, *, capacity: int) -> None:
+        super().__init__(message)
+        self.capacity = capacity
+
+
+class CredentialFormatError(SoapAttestError):
+    """A stored credential string (password hash, sealed digest secret) does not parse,
+    or was sealed with another key; ``part`` names the piece."""
+
+    code = "Server.InvalidCredential"
+
+    def __init__(self, message: str, *, part: str = "") -> None:
+        super().__init__(message)
+        self.part = part
+
+
+class WeakPasswordError(SoapAttestError):
+    """A new password does not meet the policy (length, characters)."""
+
+    code = "Client.WeakPassword"
+
+
+class XmlRequestError(SoapAttestError):
+    """A SOAP request refused by the XML guard before any SOAP processing."""
+
+    code = "Client.InvalidEnvelope"
+
+
+class InvalidEnvelopeError(XmlRequestError):
+    """Not well-formed XML, not a SOAP 1.1 envelope, or not exactly one Body child."""
+
+
+class XmlForbiddenError(XmlRequestError):
+    """A forbidden XML construct (DOCTYPE/DTD, entity, processing instruction, an
+    encoding other than UTF-8); ``construct`` names it."""
+
+    code = "Client.XmlForbidden"
+
+    def __init__(self, message: str, *, construct: str) -> None:
+        super().__init__(message)
+        self.construct = construct
+
+
+class XmlTooDeepError(XmlRequestError):
+    """Elements nest deeper than ``limit``."""
+
+    code = "Client.XmlTooDeep"
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class MustUnderstandError(XmlRequestError):
+    """A header addressed to us with soap:mustUnderstand="1" that we do not process;
+    ``header`` is its Clark name ({namespace}local)."""
+
+    code = "Client.MustUnderstand"
+
+    def __init__(self, message: str, *, header: str) -> None:
+        super().__init__(message)
+        self.header = header
+
+
+# --------------------------------------------------------------------------
+# Client library (soapattest.client): failures on the way to the server.
+# Faults the server sends map back to the classes above by their code.
+# --------------------------------------------------------------------------
+
+
+class ServerUnreachableError(SoapAttestError):
+    """The attestation server did not answer: connection refused, timeout, DNS or TLS
+    failure. ``url`` is the endpoint, ``reason`` the transport's message."""
+
+    code = "Server.Unreachable"
+
+    def __init__(self, message: str, *, url: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+        self.reason = reason
+
+
+class ServerResponseError(SoapAttestError):
+    """The attestation server answered something that is not a valid SOAP response of
+    the operation (HTTP error without a fault, invalid XML, a DTD or entities, elements
+    the WSDL does not define). ``status`` is the HTTP status (0 when unknown)."""
+
+    code = "Server.BadResponse"
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------
+# Fault code -> error class (clients map SOAP faults back to these types).
+# --------------------------------------------------------------------------
+
+
+def error_class_for(code: str) -> type[SoapAttestError]:
+    """The most general error class whose ``code`` is ``code`` (SoapAttestError if none).
+
+    Several classes share a code (every malformed-log reason is
+    ``Client.InvalidEventLog``); a fault carries only the code, so the class
+    returned is the one that introduces the code in the hierarchy.
+    """
+    best: type[SoapAttestError] | None = None
+    stack: list[type[SoapAttestError]] = [SoapAttestError]
+    while stack:
+        cls = stack.pop()
+        parent_codes = {getattr(b, "code", None) for b in cls.__bases__}
+        if cls.code == code and code not in parent_codes and (best is None or issubclass(best, cls)):
+            best = cls
+        stack.extend(cls.__subclasses__())
+    return best or SoapAttestError
+

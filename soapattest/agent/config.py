@@ -20,6 +20,10 @@ File format (all keys optional, section ``[agent]``; see ``conf/agent.conf``)::
     max_request_bytes = 65536
     quote_attempts = 3
     log_level = INFO
+    tls_cert =
+    tls_key =
+    tls_client_ca =
+    allowed_client_cn =
 """
 
 from __future__ import annotations
@@ -45,9 +49,9 @@ class AgentConfig:
 
     - ``host``/``port``: where the SOAP service listens. Port 0 picks a free
       port (written to ``port_file`` and printed at start). Default
-      ``127.0.0.1:9290``: the agent has no authentication of its own, so
-      exposing it beyond loopback is an explicit operator decision (put it
-      behind TLS / a firewall that only admits the attestation servers).
+      ``127.0.0.1:9290``: without ``tls_client_ca`` the agent authenticates
+      nobody, so exposing it beyond loopback is an explicit operator decision
+      (enable mutual TLS below, or a firewall that only admits the servers).
     - ``port_file``: when set, the bound port is written there once listening.
     - ``tcti``: ``name:conf`` of the TPM transport (``device:/dev/tpmrm0``,
       ``swtpm:host=127.0.0.1,port=2321``, ``tabrmd:bus_type=system``).
@@ -59,6 +63,13 @@ class AgentConfig:
     - ``max_request_bytes``: larger SOAP requests are refused (1 KiB..1 MiB).
     - ``quote_attempts``: quotes retried when PCRs change meanwhile (1..10).
     - ``log_level``: DEBUG, INFO, WARNING or ERROR.
+    - ``tls_cert``/``tls_key``: PEM certificate (chain) and key; when set the agent
+      speaks HTTPS only (TLS 1.2+).
+    - ``tls_client_ca``: PEM CA bundle; when set, every client must present a
+      certificate issued by it (mutual TLS): the agent answers only the
+      attestation servers it is configured for. Needs ``tls_cert``.
+    - ``allowed_client_cn``: comma-separated subject CNs; when set, a client
+      certificate must also carry one of them. Needs ``tls_client_ca``.
     """
 
     host: str = "127.0.0.1"
@@ -74,6 +85,10 @@ class AgentConfig:
     max_request_bytes: int = 64 * 1024
     quote_attempts: int = 3
     log_level: str = "INFO"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    allowed_client_cn: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(bool(self.host), "listen", "listen host is empty")
@@ -94,6 +109,19 @@ class AgentConfig:
                "quote_attempts must be within 1..10")
         _check(self.log_level in LOG_LEVELS, "log_level",
                f"log_level must be one of {', '.join(LOG_LEVELS)}")
+        _check((self.tls_cert is None) == (self.tls_key is None), "tls_key",
+               "tls_cert and tls_key must be set together")
+        _check(self.tls_client_ca is None or self.tls_cert is not None, "tls_client_ca",
+               "tls_client_ca needs tls_cert and tls_key (mutual TLS)")
+        _check(not self.allowed_client_cn or self.tls_client_ca is not None, "allowed_client_cn",
+               "allowed_client_cn needs tls_client_ca")
+        _check(all(cn and cn == cn.strip() for cn in self.allowed_client_cn),
+               "allowed_client_cn", "allowed_client_cn has an empty name")
+
+    @property
+    def tls(self) -> bool:
+        """True when the agent serves HTTPS."""
+        return self.tls_cert is not None
 
     def replace(self, **changes: Any) -> AgentConfig:
         """A copy with ``changes`` applied (validated again)."""
@@ -124,8 +152,8 @@ def _int(value: str, option: str) -> int:
 
 
 _INT_KEYS = ("ak_handle", "eventlog_max", "ima_chunk_max", "max_request_bytes", "quote_attempts")
-_PATH_KEYS = ("eventlog_path", "ima_path", "port_file")
-_KNOWN = {"listen", "tcti", "ak_type", "log_level", *_INT_KEYS, *_PATH_KEYS}
+_PATH_KEYS = ("eventlog_path", "ima_path", "port_file", "tls_cert", "tls_key", "tls_client_ca")
+_KNOWN = {"listen", "tcti", "ak_type", "log_level", "allowed_client_cn", *_INT_KEYS, *_PATH_KEYS}
 
 
 def values_from_mapping(raw: Mapping[str, str]) -> dict[str, Any]:
@@ -149,6 +177,8 @@ def values_from_mapping(raw: Mapping[str, str]) -> dict[str, Any]:
             out[key] = Path(value)
         elif key == "log_level":
             out[key] = value.upper()
+        elif key == "allowed_client_cn":
+            out[key] = tuple(cn.strip() for cn in value.split(",") if cn.strip())
         else:
             out[key] = value
     return out

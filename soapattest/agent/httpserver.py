@@ -1,8 +1,11 @@
 """A small threaded HTTP server for a WSGI application (stdlib only).
 
-Kept apart from the SOAP code so that TLS can be added by wrapping the
-listening socket (``server.socket = ssl_context.wrap_socket(server.socket,
-server_side=True)``) without touching anything else.
+Kept apart from the SOAP code. TLS: ``make_server(..., ssl_context=ctx)``
+wraps each accepted connection; the handshake runs in the connection's own
+thread under the connection timeout, so a slow or hostile client cannot stall
+the accept loop. With a context that requires client certificates, only
+clients holding a certificate of the configured CA get past the handshake;
+:class:`ClientCertGuard` can further restrict their subject CNs.
 
 :class:`RequestGuard` is the WSGI middleware in front of Spyne: it caps the
 request size, refuses DTDs, and logs one line per request (operation, peer,
@@ -15,12 +18,16 @@ import io
 import logging
 import socket
 import socketserver
+import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from xml.sax.saxutils import escape
+
+from soapattest.security.tls import peer_common_names
 
 log = logging.getLogger("soapattest.agent.http")
 
@@ -48,6 +55,24 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     block_on_close = True
     allow_reuse_address = True
     request_queue_size = 64
+    ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[Any, Any]:
+        """Accept; with TLS, wrap without handshaking (the handler thread does it)."""
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True,
+                                                do_handshake_on_connect=False)
+        return sock, addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log failed connections in one line (TLS handshake refusals, resets)."""
+        exc = sys.exc_info()[1]
+        peer = client_address[0] if isinstance(client_address, tuple) else client_address
+        if isinstance(exc, OSError):  # ssl.SSLError, resets, timeouts
+            log.info("connection from %s failed: %s", peer, exc)
+        else:
+            log.error("error serving %s", peer, exc_info=exc)
 
 
 class ThreadingWSGIServer6(ThreadingWSGIServer):
@@ -63,6 +88,22 @@ class QuietHandler(WSGIRequestHandler):
     """
 
     timeout = 30
+
+    def setup(self) -> None:
+        """With TLS: handshake now (under ``timeout``); a failure ends the connection."""
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(self.timeout)
+            self.request.do_handshake()
+        super().setup()
+
+    def get_environ(self) -> dict[str, Any]:
+        """The WSGI environ; with TLS also ``HTTPS=on`` and ``soapattest.client_cn`` (the
+        subject CNs of a verified client certificate, empty without one)."""
+        environ: dict[str, Any] = super().get_environ()
+        if isinstance(self.request, ssl.SSLSocket):
+            environ["HTTPS"] = "on"
+            environ["soapattest.client_cn"] = peer_common_names(self.request.getpeercert())
+        return environ
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - " + format, self.address_string(), *args)
@@ -137,14 +178,39 @@ class RequestGuard:
         return list(self.app(environ, start_response))
 
 
-def make_server(host: str, port: int, app: WsgiApp) -> ThreadingWSGIServer:
-    """Bind a threaded WSGI server on ``host:port`` (port 0: a free port).
+class ClientCertGuard:
+    """WSGI middleware: only clients whose certificate subject CN is in ``allowed_cn``.
+
+    Place it inside :class:`RequestGuard` (which has read the body already), so
+    the refusal - HTTP 403 with a ``Client.NotAuthorized`` fault - reaches the client.
+    """
+
+    def __init__(self, app: WsgiApp, allowed_cn: Iterable[str]) -> None:
+        self.app = app
+        self.allowed_cn = frozenset(allowed_cn)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        names = environ.get("soapattest.client_cn") or ()
+        if self.allowed_cn.isdisjoint(names):
+            environ["soapattest.fault"] = "Client.NotAuthorized"
+            log.warning("client certificate CN %s is not allowed", ",".join(names) or "(none)")
+            return fault_response(start_response, "403 Forbidden", "Client.NotAuthorized",
+                                  "this client certificate is not allowed to call the agent")
+        return self.app(environ, start_response)
+
+
+def make_server(
+    host: str, port: int, app: WsgiApp, *, ssl_context: ssl.SSLContext | None = None
+) -> ThreadingWSGIServer:
+    """Bind a threaded WSGI server on ``host:port`` (port 0: a free port); HTTPS when
+    ``ssl_context`` is given (see :func:`soapattest.security.tls.server_context`).
 
     The bound port is ``server.server_address[1]``. Raises ``OSError`` when
     the address cannot be bound.
     """
     cls = ThreadingWSGIServer6 if ":" in host else ThreadingWSGIServer
     server = cls((host, port), QuietHandler)
+    server.ssl_context = ssl_context
     server.set_app(app)
     return server
 

@@ -4,7 +4,8 @@ Start-up: read the configuration (file, then flags), open the TPM, create or
 load the AK, read the identity, bind the HTTP port, write the port file, then
 serve until SIGTERM or SIGINT, and stop gracefully (in-flight requests are
 finished, the TPM context is closed). Exit status: 0 after a clean stop, 2 for
-a configuration error, 1 when the TPM or the listening socket cannot be used.
+a configuration error, 1 when the TPM, the TLS files or the listening socket
+cannot be used.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ _FLAG_KEYS = {
     "max_request_bytes": "max_request_bytes",
     "quote_attempts": "quote_attempts",
     "log_level": "log_level",
+    "tls_cert": "tls_cert",
+    "tls_key": "tls_key",
+    "tls_client_ca": "tls_client_ca",
+    "allowed_client_cn": "allowed_client_cn",
 }
 
 
@@ -77,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quotes retried when PCRs change meanwhile (default 3)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="log level (default INFO)")
+    p.add_argument("--tls-cert", metavar="PEM",
+                   help="serve HTTPS (TLS 1.2+) with this certificate (chain); needs --tls-key")
+    p.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    p.add_argument("--tls-client-ca", metavar="PEM",
+                   help="require client certificates issued by this CA bundle (mutual TLS): "
+                   "only the attestation servers holding one are answered")
+    p.add_argument("--allowed-client-cn", metavar="CN[,CN...]",
+                   help="also require one of these client certificate subject CNs")
     p.add_argument("--version", action="version", version=f"soapattest-agent {__version__}")
     return p
 
@@ -102,12 +115,28 @@ def run(config: AgentConfig, stop: threading.Event | None = None) -> int:
 
     Returns the process exit status.
     """
+    import ssl
+
     from soapattest.agent.backend import AgentBackend
-    from soapattest.agent.httpserver import RequestGuard, make_server, serve_in_thread
+    from soapattest.agent.httpserver import (
+        ClientCertGuard,
+        RequestGuard,
+        make_server,
+        serve_in_thread,
+    )
     from soapattest.agent.service import build_wsgi_app
     from soapattest.agent.tpm import TpmAccess
+    from soapattest.security.tls import server_context
 
     stop = stop or threading.Event()
+    ssl_context = None
+    if config.tls_cert is not None and config.tls_key is not None:
+        try:
+            ssl_context = server_context(config.tls_cert, config.tls_key,
+                                         client_ca=config.tls_client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            log.error("cannot load the TLS certificate, key or client CA: %s", exc)
+            return 1
     try:
         tpm = TpmAccess(config.tcti, quote_attempts=config.quote_attempts)
     except SoapAttestError as exc:
@@ -115,8 +144,11 @@ def run(config: AgentConfig, stop: threading.Event | None = None) -> int:
         return 1
     try:
         backend = AgentBackend(config, tpm)
-        app = RequestGuard(build_wsgi_app(backend), config.max_request_bytes)
-        server = make_server(config.host, config.port, app)
+        inner = build_wsgi_app(backend)
+        if config.allowed_client_cn:
+            inner = ClientCertGuard(inner, config.allowed_client_cn)
+        app = RequestGuard(inner, config.max_request_bytes)
+        server = make_server(config.host, config.port, app, ssl_context=ssl_context)
     except SoapAttestError as exc:
         log.error("start-up failed: %s: %s", exc.code, exc.message)
         tpm.close()
@@ -132,7 +164,10 @@ def run(config: AgentConfig, stop: threading.Event | None = None) -> int:
     if config.port_file is not None:
         _write_port_file(config.port_file, port)
     host = f"[{config.host}]" if ":" in config.host else config.host
-    print(f"soapattest-agent listening on http://{host}:{port}/", flush=True)
+    scheme = "https" if ssl_context is not None else "http"
+    if ssl_context is not None:
+        log.info("TLS on%s", ", client certificates required" if config.tls_client_ca else "")
+    print(f"soapattest-agent listening on {scheme}://{host}:{port}/", flush=True)
 
     if threading.current_thread() is threading.main_thread():
         def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -13,21 +13,45 @@ over HTTP with:
 Anything else the agent says (garbage, HTML, a fault, silence) becomes a
 typed error: :class:`AgentUnreachableError`, :class:`AgentResponseError` or
 :class:`AgentFaultError`; the caller turns those into UNKNOWN reports.
+
+TLS (``https://`` agent URLs, TLS 1.2+): the agent's certificate is verified
+against ``ca_bundle`` (the ``[agents] agent_ca`` setting; the system CAs when
+unset) including its host name; with a per-call ``pin`` (the SHA-256
+fingerprint of the agent's certificate stored at registration) the certificate
+must also be exactly that one (host name not checked then; without
+``ca_bundle`` the pin alone decides). ``client_cert``/``client_key`` are
+presented to agents that require mutual TLS. A pinned call to an ``http://``
+URL is refused. Implementation: a requests adapter that hands urllib3 our own
+``ssl.SSLContext`` per mode plus urllib3's ``assert_fingerprint`` (constant-time
+compare), and never lets requests load other CA bundles into those contexts.
+Redirects are not followed.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import requests
 from lxml import etree
+from requests.adapters import HTTPAdapter
 
-from soapattest.errors import AgentFaultError, AgentResponseError, AgentUnreachableError
+from soapattest.errors import (
+    AgentFaultError,
+    AgentResponseError,
+    AgentTlsError,
+    AgentUnreachableError,
+    ConfigError,
+)
+from soapattest.security.tls import client_context, fingerprint, normalize_fingerprint
 from soapattest.tpm.constants import hash_by_name
 from soapattest.tpm.pcr import PcrSelection, PcrValues
 
@@ -69,21 +93,31 @@ class AgentQuote:
 
 
 class AgentPort(Protocol):
-    """What the server needs from a host's trust agent."""
+    """What the server needs from a host's trust agent.
 
-    def identity(self, url: str) -> AgentIdentity:
+    ``pin``: SHA-256 fingerprint (hex) the agent's TLS certificate must have
+    (None: CA verification only).
+    """
+
+    def identity(self, url: str, *, pin: str | None = None) -> AgentIdentity:
         """The host's TPM identity."""
 
-    def activate_credential(self, url: str, key_type: str, blob: bytes, secret: bytes) -> bytes:
+    def activate_credential(
+        self, url: str, key_type: str, blob: bytes, secret: bytes, *, pin: str | None = None
+    ) -> bytes:
         """TPM2_ActivateCredential with the host's EK of ``key_type``."""
 
-    def quote(self, url: str, nonce: bytes, selection: PcrSelection) -> AgentQuote:
+    def quote(
+        self, url: str, nonce: bytes, selection: PcrSelection, *, pin: str | None = None
+    ) -> AgentQuote:
         """A fresh quote over ``selection`` with ``nonce``."""
 
-    def event_log(self, url: str) -> bytes:
+    def event_log(self, url: str, *, pin: str | None = None) -> bytes:
         """The measured-boot event log."""
 
-    def ima_log(self, url: str, offset: int) -> tuple[bytes, int, bool]:
+    def ima_log(
+        self, url: str, offset: int, *, pin: str | None = None
+    ) -> tuple[bytes, int, bool]:
         """IMA list bytes from ``offset``: (data, next offset, more)."""
 
 
@@ -243,12 +277,83 @@ def _sub(parent: etree._Element, tag: str, text: str) -> None:
     parent.append(_element(tag, text))
 
 
-class SoapAgentClient:
-    """:class:`AgentPort` over SOAP/HTTP with timeouts and caps (see module docstring)."""
+_PIN_ATTR = "_soapattest_pin"
 
-    def __init__(self, *, timeout: float, max_response_bytes: int) -> None:
+
+class _TlsContexts:
+    """The client SSL contexts of the three verification modes (built once)."""
+
+    def __init__(
+        self, ca_bundle: Path | None, client_cert: Path | None, client_key: Path | None
+    ) -> None:
+        self.has_ca = ca_bundle is not None
+        try:
+            # CA (or system CAs) + host name
+            self.verified = client_context(ca=ca_bundle, client_cert=client_cert,
+                                           client_key=client_key)
+            # CA + pin (urllib3 skips the host name check when pinning)
+            self.pinned_ca = client_context(ca=ca_bundle, client_cert=client_cert,
+                                            client_key=client_key, check_hostname=False)
+            # pin only (no CA configured): the fingerprint is the whole check
+            self.pinned_only = client_context(ca=None, client_cert=client_cert,
+                                              client_key=client_key, verify_chain=False)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the agent TLS CA or client certificate: {exc}",
+                              option="agents") from exc
+
+    def pool_kwargs(self, pin: str | None) -> dict[str, Any]:
+        if pin is None:
+            return {"ssl_context": self.verified, "cert_reqs": "CERT_REQUIRED"}
+        if self.has_ca:
+            return {"ssl_context": self.pinned_ca, "cert_reqs": "CERT_REQUIRED",
+                    "assert_fingerprint": pin}
+        return {"ssl_context": self.pinned_only, "cert_reqs": "CERT_NONE",
+                "assert_fingerprint": pin}
+
+
+class _AgentTlsAdapter(HTTPAdapter):
+    """requests adapter: our SSL contexts and the request's pin, nothing from requests'
+    own CA handling (``cert_verify`` would load certifi's bundle into our contexts)."""
+
+    def __init__(self, contexts: _TlsContexts) -> None:
+        if not hasattr(HTTPAdapter, "build_connection_pool_key_attributes"):
+            # requests < 2.32 would silently ignore our contexts and pins
+            raise RuntimeError("soapattest needs requests >= 2.32 for agent TLS")
+        self._contexts = contexts
+        super().__init__(max_retries=0)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
+        if host_params.get("scheme") != "https":
+            return host_params, {}
+        return host_params, self._contexts.pool_kwargs(getattr(request, _PIN_ATTR, None))
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """Everything is in the pool's SSL context already."""
+
+
+class SoapAgentClient:
+    """:class:`AgentPort` over SOAP/HTTP(S) with timeouts and caps (see module docstring).
+
+    ``ca_bundle``: PEM bundle agents' certificates must chain to (None: system CAs);
+    ``client_cert``/``client_key``: presented for mutual TLS. Raises ConfigError for
+    unreadable TLS files.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        max_response_bytes: int,
+        ca_bundle: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+    ) -> None:
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
+        self._tls = _TlsContexts(ca_bundle, client_cert, client_key)
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -256,16 +361,65 @@ class SoapAgentClient:
         if session is None:
             session = requests.Session()
             session.trust_env = False  # never route agent traffic through a proxy
+            session.mount("https://", _AgentTlsAdapter(self._tls))
             self._local.session = session
         return session
 
-    def _call(self, url: str, operation: str, body: etree._Element | None = None) -> etree._Element:
+    def fetch_fingerprint(self, url: str, *, unsafe_trust_on_first_use: bool = False) -> str:
+        """The SHA-256 fingerprint (hex) of the certificate the agent at ``url`` presents,
+        to pin at registration.
+
+        By default the certificate must verify against the CA bundle (and name) first.
+        ``unsafe_trust_on_first_use=True`` accepts any certificate: whoever answers
+        at that moment gets pinned (acceptable only when the network path is trusted
+        during registration, or the operator compares the value out of band).
+        Raises AgentTlsError / AgentUnreachableError.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise AgentTlsError(f"{url} is not an https:// agent URL")
+        ctx = self._tls.pinned_only if unsafe_trust_on_first_use else self._tls.verified
+        try:
+            with socket.create_connection((parts.hostname, parts.port or 443),
+                                          timeout=self.timeout) as raw, \
+                    ctx.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+                der = tls.getpeercert(binary_form=True)
+        except ssl.SSLError as exc:
+            raise AgentTlsError(f"TLS with the agent at {url} failed: {exc.reason or exc}"
+                                ) from None
+        except OSError as exc:
+            raise AgentUnreachableError(f"cannot reach the agent at {url}: {exc}") from None
+        if not der:
+            raise AgentTlsError(f"the agent at {url} presented no certificate")
+        return fingerprint(der)
+
+    def _post(self, url: str, data: bytes, headers: dict[str, str], pin: str | None) -> Any:
+        session = self._session()
+        prepared = session.prepare_request(
+            requests.Request("POST", url, data=data, headers=headers)
+        )
+        if pin is not None:
+            if urlsplit(url).scheme != "https":
+                raise AgentTlsError(f"the agent at {url} has a pinned certificate but the URL "
+                                    "is not https://")
+            try:
+                setattr(prepared, _PIN_ATTR, normalize_fingerprint(pin))
+            except ValueError as exc:
+                raise AgentTlsError(f"invalid certificate pin for {url}: {exc}") from None
+        return session.send(prepared, timeout=self.timeout, stream=True, allow_redirects=False)
+
+    def _call(
+        self,
+        url: str,
+        operation: str,
+        body: etree._Element | None = None,
+        *,
+        pin: str | None = None,
+    ) -> etree._Element:
         data = encode_request(operation, body)
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{operation}"'}
         try:
-            with self._session().post(
-                url, data=data, headers=headers, timeout=self.timeout, stream=True
-            ) as resp:
+            with self._post(url, data, headers, pin) as resp:
                 content_type = resp.headers.get("Content-Type", "")
                 chunks: list[bytes] = []
                 size = 0
@@ -277,6 +431,11 @@ class SoapAgentClient:
                             "bytes"
                         )
                     chunks.append(chunk)
+        except requests.exceptions.SSLError as exc:
+            reason = str(exc.args[0] if exc.args else exc)[-300:]
+            raise AgentTlsError(
+                f"{operation}: TLS with the agent at {url} failed: {reason}"
+            ) from None
         except requests.Timeout:
             raise AgentUnreachableError(
                 f"{operation}: the agent at {url} did not answer within {self.timeout:g} s"
@@ -292,20 +451,24 @@ class SoapAgentClient:
             )
         return parse_envelope(b"".join(chunks), operation)
 
-    def identity(self, url: str) -> AgentIdentity:
+    def identity(self, url: str, *, pin: str | None = None) -> AgentIdentity:
         """GetIdentity."""
-        return decode_identity(self._call(url, "GetIdentity"))
+        return decode_identity(self._call(url, "GetIdentity", pin=pin))
 
-    def activate_credential(self, url: str, key_type: str, blob: bytes, secret: bytes) -> bytes:
+    def activate_credential(
+        self, url: str, key_type: str, blob: bytes, secret: bytes, *, pin: str | None = None
+    ) -> bytes:
         """ActivateCredential."""
         req = _element("ActivateCredential")
         _sub(req, "ek_type", key_type)
         _sub(req, "credential_blob", base64.b64encode(blob).decode())
         _sub(req, "encrypted_secret", base64.b64encode(secret).decode())
-        payload = self._call(url, "ActivateCredential", req)
+        payload = self._call(url, "ActivateCredential", req, pin=pin)
         return _b64(payload, "credential", "ActivateCredential")
 
-    def quote(self, url: str, nonce: bytes, selection: PcrSelection) -> AgentQuote:
+    def quote(
+        self, url: str, nonce: bytes, selection: PcrSelection, *, pin: str | None = None
+    ) -> AgentQuote:
         """GetQuote."""
         req = _element("GetQuote")
         _sub(req, "nonce", base64.b64encode(nonce).decode())
@@ -315,18 +478,20 @@ class SoapAgentClient:
             for pcr in pcrs:
                 _sub(sel, "pcr", str(pcr))
             req.append(sel)
-        return decode_quote(self._call(url, "GetQuote", req))
+        return decode_quote(self._call(url, "GetQuote", req, pin=pin))
 
-    def event_log(self, url: str) -> bytes:
+    def event_log(self, url: str, *, pin: str | None = None) -> bytes:
         """GetEventLog."""
-        payload = self._call(url, "GetEventLog")
+        payload = self._call(url, "GetEventLog", pin=pin)
         return _b64(_child(payload, "eventlog", "GetEventLog"), "data", "GetEventLog")
 
-    def ima_log(self, url: str, offset: int) -> tuple[bytes, int, bool]:
+    def ima_log(
+        self, url: str, offset: int, *, pin: str | None = None
+    ) -> tuple[bytes, int, bool]:
         """GetImaLog from ``offset``."""
         req = _element("GetImaLog")
         _sub(req, "offset", str(offset))
-        chunk = _child(self._call(url, "GetImaLog", req), "chunk", "GetImaLog")
+        chunk = _child(self._call(url, "GetImaLog", req, pin=pin), "chunk", "GetImaLog")
         more = _text(chunk, "more", "GetImaLog")
         if more not in ("true", "false", "1", "0"):
             raise AgentResponseError("GetImaLog: <more> is not a boolean")

@@ -59,6 +59,18 @@ class ServerConfig:
     - ``key`` / ``certificate``: PEM signing key and its certificate; generated
       into state_dir at first start when empty.
     - ``issuer``: SAML Issuer; ``validity``: seconds an assertion is valid (30..86400).
+
+    [agents] (TLS to the trust agents; see docs/security.md)
+    - ``agent_ca``: PEM CA bundle the agents' certificates must chain to (https
+      agent URLs); empty: the system CAs, unless the host has a pinned fingerprint.
+    - ``client_cert`` / ``client_key``: PEM certificate and key presented to agents
+      that require client certificates (mutual TLS).
+
+    [auth]
+    - ``digest_key``: file with the key sealing PasswordDigest secrets (mode 0600);
+      empty: PasswordDigest is refused, PasswordText over TLS only.
+    - ``token_window``: seconds a UsernameToken's Created may differ from the
+      server clock; nonces are remembered that long (30..3600).
     """
 
     listen_host: str = "127.0.0.1"
@@ -84,6 +96,11 @@ class ServerConfig:
     saml_issuer: str = "urn:soapattest:server"
     saml_validity: int = 300
     log_level: str = "INFO"
+    agent_ca: Path | None = None
+    agent_client_cert: Path | None = None
+    agent_client_key: Path | None = None
+    auth_digest_key: Path | None = None
+    auth_token_window: int = 300
 
     def __post_init__(self) -> None:
         _check(0 <= self.listen_port <= 65535, "server.listen", "port outside 0..65535")
@@ -118,6 +135,12 @@ class ServerConfig:
             "must be within 1024..536870912",
         )
         _check(30 <= self.saml_validity <= 86400, "saml.validity", "must be within 30..86400")
+        _check(
+            (self.agent_client_cert is None) == (self.agent_client_key is None),
+            "agents.client_key",
+            "client_cert and client_key must be set together",
+        )
+        _check(30 <= self.auth_token_window <= 3600, "auth.token_window", "must be 30..3600")
         _check(
             self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
             "server.log_level",
@@ -164,6 +187,10 @@ def _number(kind: type, value: str, option: str) -> Any:
         raise ConfigError(f"{option}: {value!r} is not a number", option=option) from None
 
 
+def _optional_path(value: str) -> Path | None:
+    return Path(value.strip()) if value.strip() else None
+
+
 # (section, key) -> (field name, converter)
 _FIELDS: dict[tuple[str, str], tuple[str, Any]] = {
     ("server", "workers"): ("workers", int),
@@ -187,6 +214,11 @@ _FIELDS: dict[tuple[str, str], tuple[str, Any]] = {
     ("saml", "certificate"): ("saml_certificate", lambda v: Path(v) if v.strip() else None),
     ("saml", "issuer"): ("saml_issuer", str),
     ("saml", "validity"): ("saml_validity", int),
+    ("agents", "agent_ca"): ("agent_ca", _optional_path),
+    ("agents", "client_cert"): ("agent_client_cert", _optional_path),
+    ("agents", "client_key"): ("agent_client_key", _optional_path),
+    ("auth", "digest_key"): ("auth_digest_key", _optional_path),
+    ("auth", "token_window"): ("auth_token_window", int),
 }
 
 
@@ -246,7 +278,9 @@ def load_config(
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
-        if section in ("server", "database", "attestation", "trust", "saml") and key:
+        if section in ("server", "database", "attestation", "trust", "saml", "agents", "auth") and (
+            key
+        ):
             _apply(changes, section, key, value, Path.cwd())
     changes.update(overrides or {})
     try:
