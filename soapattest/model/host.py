@@ -21,6 +21,7 @@ class HostIdentity:
     ak_name: bytes
     activated_at: datetime
     qualified_signer: bytes = b""
+    agent_tls_pin: str = ""  # SHA-256 (hex) of the agent's TLS certificate, when pinned
 
 
 @dataclass(frozen=True, slots=True)

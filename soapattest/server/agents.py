@@ -99,6 +99,9 @@ class AgentPort(Protocol):
     (None: CA verification only).
     """
 
+    def fetch_fingerprint(self, url: str, *, unsafe_trust_on_first_use: bool = False) -> str:
+        """SHA-256 (hex) of the certificate the https agent at ``url`` presents."""
+
     def identity(self, url: str, *, pin: str | None = None) -> AgentIdentity:
         """The host's TPM identity."""
 
@@ -115,9 +118,7 @@ class AgentPort(Protocol):
     def event_log(self, url: str, *, pin: str | None = None) -> bytes:
         """The measured-boot event log."""
 
-    def ima_log(
-        self, url: str, offset: int, *, pin: str | None = None
-    ) -> tuple[bytes, int, bool]:
+    def ima_log(self, url: str, offset: int, *, pin: str | None = None) -> tuple[bytes, int, bool]:
         """IMA list bytes from ``offset``: (data, next offset, more)."""
 
 
@@ -289,26 +290,36 @@ class _TlsContexts:
         self.has_ca = ca_bundle is not None
         try:
             # CA (or system CAs) + host name
-            self.verified = client_context(ca=ca_bundle, client_cert=client_cert,
-                                           client_key=client_key)
+            self.verified = client_context(
+                ca=ca_bundle, client_cert=client_cert, client_key=client_key
+            )
             # CA + pin (urllib3 skips the host name check when pinning)
-            self.pinned_ca = client_context(ca=ca_bundle, client_cert=client_cert,
-                                            client_key=client_key, check_hostname=False)
+            self.pinned_ca = client_context(
+                ca=ca_bundle, client_cert=client_cert, client_key=client_key, check_hostname=False
+            )
             # pin only (no CA configured): the fingerprint is the whole check
-            self.pinned_only = client_context(ca=None, client_cert=client_cert,
-                                              client_key=client_key, verify_chain=False)
+            self.pinned_only = client_context(
+                ca=None, client_cert=client_cert, client_key=client_key, verify_chain=False
+            )
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load the agent TLS CA or client certificate: {exc}",
-                              option="agents") from exc
+            raise ConfigError(
+                f"cannot load the agent TLS CA or client certificate: {exc}", option="agents"
+            ) from exc
 
     def pool_kwargs(self, pin: str | None) -> dict[str, Any]:
         if pin is None:
             return {"ssl_context": self.verified, "cert_reqs": "CERT_REQUIRED"}
         if self.has_ca:
-            return {"ssl_context": self.pinned_ca, "cert_reqs": "CERT_REQUIRED",
-                    "assert_fingerprint": pin}
-        return {"ssl_context": self.pinned_only, "cert_reqs": "CERT_NONE",
-                "assert_fingerprint": pin}
+            return {
+                "ssl_context": self.pinned_ca,
+                "cert_reqs": "CERT_REQUIRED",
+                "assert_fingerprint": pin,
+            }
+        return {
+            "ssl_context": self.pinned_only,
+            "cert_reqs": "CERT_NONE",
+            "assert_fingerprint": pin,
+        }
 
 
 class _AgentTlsAdapter(HTTPAdapter):
@@ -380,13 +391,17 @@ class SoapAgentClient:
             raise AgentTlsError(f"{url} is not an https:// agent URL")
         ctx = self._tls.pinned_only if unsafe_trust_on_first_use else self._tls.verified
         try:
-            with socket.create_connection((parts.hostname, parts.port or 443),
-                                          timeout=self.timeout) as raw, \
-                    ctx.wrap_socket(raw, server_hostname=parts.hostname) as tls:
+            with (
+                socket.create_connection(
+                    (parts.hostname, parts.port or 443), timeout=self.timeout
+                ) as raw,
+                ctx.wrap_socket(raw, server_hostname=parts.hostname) as tls,
+            ):
                 der = tls.getpeercert(binary_form=True)
         except ssl.SSLError as exc:
-            raise AgentTlsError(f"TLS with the agent at {url} failed: {exc.reason or exc}"
-                                ) from None
+            raise AgentTlsError(
+                f"TLS with the agent at {url} failed: {exc.reason or exc}"
+            ) from None
         except OSError as exc:
             raise AgentUnreachableError(f"cannot reach the agent at {url}: {exc}") from None
         if not der:
@@ -400,8 +415,9 @@ class SoapAgentClient:
         )
         if pin is not None:
             if urlsplit(url).scheme != "https":
-                raise AgentTlsError(f"the agent at {url} has a pinned certificate but the URL "
-                                    "is not https://")
+                raise AgentTlsError(
+                    f"the agent at {url} has a pinned certificate but the URL is not https://"
+                )
             try:
                 setattr(prepared, _PIN_ATTR, normalize_fingerprint(pin))
             except ValueError as exc:
@@ -485,9 +501,7 @@ class SoapAgentClient:
         payload = self._call(url, "GetEventLog", pin=pin)
         return _b64(_child(payload, "eventlog", "GetEventLog"), "data", "GetEventLog")
 
-    def ima_log(
-        self, url: str, offset: int, *, pin: str | None = None
-    ) -> tuple[bytes, int, bool]:
+    def ima_log(self, url: str, offset: int, *, pin: str | None = None) -> tuple[bytes, int, bool]:
         """GetImaLog from ``offset``."""
         req = _element("GetImaLog")
         _sub(req, "offset", str(offset))

@@ -123,11 +123,16 @@ def _record(tx: Tx, ctx: ServerContext, actor: str, job: _Job, note: dict[str, s
     return stored
 
 
-def _fetch_ima(ctx: ServerContext, url: str) -> bytes:
+def _pin(host: Host) -> str | None:
+    """The pinned TLS fingerprint of the host's agent, if any."""
+    return (host.identity.agent_tls_pin if host.identity else "") or None
+
+
+def _fetch_ima(ctx: ServerContext, url: str, pin: str | None) -> bytes:
     data = bytearray()
     offset = 0
     while True:
-        chunk, next_offset, more = ctx.agents.ima_log(url, offset)
+        chunk, next_offset, more = ctx.agents.ima_log(url, offset, pin=pin)
         data += chunk
         if len(data) > ctx.config.ima_log_max_bytes:
             raise AgentResponseError(f"the IMA list exceeds {ctx.config.ima_log_max_bytes} bytes")
@@ -142,12 +147,13 @@ def _gather(ctx: ServerContext, job: _Job) -> None:
     """Fetch the evidence of one host from its agent (no database access)."""
     policy = job.plan.policy
     url = job.plan.host.agent_url
+    pin = _pin(job.plan.host)
     try:
-        q = ctx.agents.quote(url, job.nonce, job.selection)
+        q = ctx.agents.quote(url, job.nonce, job.selection, pin=pin)
         event_log = None
         if policy.use_event_log or policy.secure_boot is not None:
-            event_log = ctx.agents.event_log(url)
-        ima_log = _fetch_ima(ctx, url) if policy.ima.mode.value != "off" else None
+            event_log = ctx.agents.event_log(url, pin=pin)
+        ima_log = _fetch_ima(ctx, url, pin) if policy.ima.mode.value != "off" else None
     except AGENT_ERRORS as exc:
         log.warning("host %s: %s", job.plan.host.name, exc.message)
         job.agent_error = exc

@@ -36,6 +36,9 @@ class ServerConfig:
     - ``public_url``: URL written into the WSDL's soap:address (default: from listen).
     - ``state_dir``: where the embedded database and generated keys live.
     - ``max_request_bytes``: larger SOAP requests are refused (4 KiB..64 MiB).
+    - ``tls_cert`` / ``tls_key``: PEM certificate and key: serve HTTPS (PasswordText
+      UsernameTokens are accepted only then). ``tls_client_ca``: require client
+      certificates issued by this CA (mutual TLS) in addition to the UsernameToken.
 
     [database]
     - ``url``: SQLAlchemy URL; default ``sqlite:///<state_dir>/soapattest.sqlite``.
@@ -65,6 +68,8 @@ class ServerConfig:
       agent URLs); empty: the system CAs, unless the host has a pinned fingerprint.
     - ``client_cert`` / ``client_key``: PEM certificate and key presented to agents
       that require client certificates (mutual TLS).
+    - ``require_tls``: refuse to register hosts whose agent URL is not https://.
+      Without ``agent_ca``, a host's agent certificate is pinned at registration.
 
     [auth]
     - ``digest_key``: file with the key sealing PasswordDigest secrets (mode 0600);
@@ -96,7 +101,11 @@ class ServerConfig:
     saml_issuer: str = "urn:soapattest:server"
     saml_validity: int = 300
     log_level: str = "INFO"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
     agent_ca: Path | None = None
+    agent_require_tls: bool = False
     agent_client_cert: Path | None = None
     agent_client_key: Path | None = None
     auth_digest_key: Path | None = None
@@ -140,6 +149,16 @@ class ServerConfig:
             "agents.client_key",
             "client_cert and client_key must be set together",
         )
+        _check(
+            (self.tls_cert is None) == (self.tls_key is None),
+            "server.tls_cert",
+            "tls_cert and tls_key must be set together",
+        )
+        _check(
+            self.tls_client_ca is None or self.tls_cert is not None,
+            "server.tls_client_ca",
+            "client certificates need TLS: set tls_cert and tls_key",
+        )
         _check(30 <= self.auth_token_window <= 3600, "auth.token_window", "must be 30..3600")
         _check(
             self.log_level in ("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -155,7 +174,8 @@ class ServerConfig:
     @property
     def url(self) -> str:
         """The public URL of the SOAP endpoint."""
-        return self.public_url or f"http://{self.listen_host}:{self.listen_port}/"
+        scheme = "https" if self.tls_cert else "http"
+        return self.public_url or f"{scheme}://{self.listen_host}:{self.listen_port}/"
 
     def replace(self, **changes: Any) -> ServerConfig:
         """A validated copy with ``changes``."""
@@ -214,7 +234,11 @@ _FIELDS: dict[tuple[str, str], tuple[str, Any]] = {
     ("saml", "certificate"): ("saml_certificate", lambda v: Path(v) if v.strip() else None),
     ("saml", "issuer"): ("saml_issuer", str),
     ("saml", "validity"): ("saml_validity", int),
+    ("server", "tls_cert"): ("tls_cert", _optional_path),
+    ("server", "tls_key"): ("tls_key", _optional_path),
+    ("server", "tls_client_ca"): ("tls_client_ca", _optional_path),
     ("agents", "agent_ca"): ("agent_ca", _optional_path),
+    ("agents", "require_tls"): ("agent_require_tls", bool),
     ("agents", "client_cert"): ("agent_client_cert", _optional_path),
     ("agents", "client_key"): ("agent_client_key", _optional_path),
     ("auth", "digest_key"): ("auth_digest_key", _optional_path),

@@ -11,6 +11,9 @@ from typing import Any
 
 from cryptography import x509
 
+from soapattest.security.credentials import load_digest_key
+from soapattest.security.nonces import StoreNonceCache
+from soapattest.security.wssecurity import Authenticator
 from soapattest.server.agents import AgentPort, SoapAgentClient
 from soapattest.server.config import ServerConfig
 from soapattest.server.keys import SigningIdentity, load_signing_identity
@@ -35,6 +38,7 @@ class ServerContext:
     store: Store
     agents: AgentPort
     signing: SigningIdentity
+    authenticator: Authenticator | None = None
     ek_roots: tuple[x509.Certificate, ...] = ()
     ek_intermediates: tuple[x509.Certificate, ...] = ()
     clock: Callable[[], datetime] = utc_now
@@ -83,16 +87,25 @@ def build_context(config: ServerConfig, *, agents: AgentPort | None = None) -> S
     signing = load_signing_identity(
         config.saml_key, config.saml_certificate, config.state_dir, config.saml_issuer, utc_now()
     )
+    authenticator = Authenticator(
+        nonce_cache=StoreNonceCache(store),
+        window=config.auth_token_window,
+        digest_key=load_digest_key(config.auth_digest_key) if config.auth_digest_key else None,
+    )
     port = agents or SoapAgentClient(
         timeout=config.agent_timeout,
         # base64 inflates by 4/3; the largest answer is an event log (IMA is chunked).
         max_response_bytes=config.event_log_max_bytes * 4 // 3 + 256 * 1024,
+        ca_bundle=config.agent_ca,
+        client_cert=config.agent_client_cert,
+        client_key=config.agent_client_key,
     )
     return ServerContext(
         config=config,
         store=store,
         agents=port,
         signing=signing,
+        authenticator=authenticator,
         ek_roots=roots,
         ek_intermediates=intermediates,
     )

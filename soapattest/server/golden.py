@@ -153,7 +153,8 @@ def import_whitelist_from_host(
             raise PolicyError(f"host '{host}' has no activated identity")
         selection = PcrSelection.from_mapping(dict.fromkeys(banks, wanted))
         nonce = ctx.random_bytes(NONCE_BYTES)
-        q = ctx.agents.quote(source.agent_url, nonce, selection)
+        pin = source.identity.agent_tls_pin or None
+        q = ctx.agents.quote(source.agent_url, nonce, selection, pin=pin)
         verified = verify_quote(
             QuoteEvidence(q.attest, q.signature, q.raw_pcrs),
             parse_public(source.identity.ak_public),
@@ -169,7 +170,7 @@ def import_whitelist_from_host(
                 value = verified.pcrs[bank][pcr]
                 entries.add(WhitelistEntry(EntryKind.PCR, bank, pcr, value, label=f"from {host}"))
         if EntryKind.EVENT in kinds:
-            raw_log = ctx.agents.event_log(source.agent_url)
+            raw_log = ctx.agents.event_log(source.agent_url, pin=pin)
             appraisal = appraise_event_log(
                 raw_log,
                 verified.pcrs,

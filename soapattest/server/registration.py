@@ -27,9 +27,11 @@ from soapattest.errors import (
     EkCertificateError,
     HostExistsError,
     IdentityError,
+    InvalidArgumentError,
     TpmFormatError,
 )
 from soapattest.model import Host, HostIdentity
+from soapattest.security.tls import normalize_fingerprint
 from soapattest.server import validate
 from soapattest.server.agents import AgentIdentity, EkInfo
 from soapattest.server.audit import audited
@@ -93,21 +95,53 @@ def _baseline_selection(banks: tuple[str, ...]) -> PcrSelection:
     return PcrSelection.from_mapping({bank: BASELINE_PCRS})
 
 
-def prove_identity(ctx: ServerContext, url: str) -> ProvenIdentity:
+def agent_pin(ctx: ServerContext, url: str, given: str = "") -> str:
+    """The TLS pin to record for the agent at ``url`` ("" when none applies).
+
+    http:// agents have none (refused when ``[agents] require_tls``); an
+    operator-supplied fingerprint wins; with ``[agents] agent_ca`` the CA
+    verifies agents and nothing is pinned; otherwise the certificate the agent
+    presents now is pinned (trust on first use; the registration's credential
+    activation then proves the TPM behind it).
+    """
+    if not url.startswith("https://"):
+        if ctx.config.agent_require_tls:
+            raise InvalidArgumentError(
+                "agent_url must be https:// ([agents] require_tls)", argument="agent_url"
+            )
+        if given:
+            raise InvalidArgumentError(
+                "a TLS fingerprint was given for an http:// agent URL", argument="agent_url"
+            )
+        return ""
+    if given:
+        try:
+            return normalize_fingerprint(given)
+        except ValueError as exc:
+            raise InvalidArgumentError(
+                f"agent TLS fingerprint: {exc}", argument="agent_tls_fingerprint"
+            ) from None
+    if ctx.config.agent_ca is not None:
+        return ""
+    return ctx.agents.fetch_fingerprint(url, unsafe_trust_on_first_use=True)
+
+
+def prove_identity(ctx: ServerContext, url: str, pin: str = "") -> ProvenIdentity:
     """Steps 2-6 against the agent at ``url``; raises IdentityError subclasses or agent errors."""
-    ident = ctx.agents.identity(url)  # 2.
+    tls_pin = pin or None
+    ident = ctx.agents.identity(url, pin=tls_pin)  # 2.
     ek_info, ek = _choose_ek(ctx, ident)  # 3.
     ak = _check_ak(ident)  # 4.
     # 5. Credential activation.
     secret = ctx.random_bytes(SECRET_BYTES)
     blob, encrypted = make_credential(ek, ak.name(), secret, random_bytes=ctx.random_bytes)
-    answer = ctx.agents.activate_credential(url, ek_info.key_type, blob, encrypted)
+    answer = ctx.agents.activate_credential(url, ek_info.key_type, blob, encrypted, pin=tls_pin)
     if not hmac.compare_digest(answer, secret):
         raise ActivationError("credential activation returned the wrong secret")
     # 6. A first quote, verified with the now-trusted AK.
     nonce = ctx.random_bytes(NONCE_BYTES)
     selection = _baseline_selection(ident.banks)
-    q = ctx.agents.quote(url, nonce, selection)
+    q = ctx.agents.quote(url, nonce, selection, pin=tls_pin)
     verified = verify_quote(
         QuoteEvidence(q.attest, q.signature, q.raw_pcrs),
         ak,
@@ -120,6 +154,7 @@ def prove_identity(ctx: ServerContext, url: str) -> ProvenIdentity:
         ak_name=ak.name(),
         activated_at=ctx.clock(),
         qualified_signer=verified.attest.qualified_signer,
+        agent_tls_pin=pin,
     )
     return ProvenIdentity(identity=identity, ek_type=ek_info.key_type, quote=verified)
 
@@ -134,6 +169,7 @@ def register_host(
     policy: str = "",
     labels: Mapping[str, str] | None = None,
     description: str = "",
+    agent_tls_fingerprint: str = "",
 ) -> Host:
     """Register a host (steps 1-7). Every attempt is audited, refused ones too."""
     host = Host(
@@ -150,13 +186,18 @@ def register_host(
                 raise HostExistsError(f"host '{host.name}' is already registered")
             if host.policy:
                 tx.policies.get(host.policy)
-        proven = prove_identity(ctx, host.agent_url)  # 2-6.
+        pin = agent_pin(ctx, host.agent_url, agent_tls_fingerprint)
+        proven = prove_identity(ctx, host.agent_url, pin)  # 2-6.
         now = ctx.clock()
         with ctx.store.transaction() as tx:  # 7.
             tx.hosts.add(host, now)
             tx.hosts.set_identity(host.name, proven.identity, now)
             tx.hosts.record_quote_state(host.name, proven.quote.state)
-            audit.details.update(ek_type=proven.ek_type, ak_name=proven.identity.ak_name.hex())
+            audit.details.update(
+                ek_type=proven.ek_type,
+                ak_name=proven.identity.ak_name.hex(),
+                agent_tls_pin=pin or None,
+            )
             audit.record(tx)
             stored = tx.hosts.get(host.name)
         log.info(
@@ -178,7 +219,8 @@ def reenroll_host(ctx: ServerContext, actor: str, name: str) -> Host:
     with audited(ctx, actor, "host.reenroll", "host", name, {}) as audit:
         with ctx.store.transaction(readonly=True) as tx:
             host = tx.hosts.get(name)
-        proven = prove_identity(ctx, host.agent_url)
+        pin = agent_pin(ctx, host.agent_url)
+        proven = prove_identity(ctx, host.agent_url, pin)
         now = ctx.clock()
         with ctx.store.transaction() as tx:
             tx.hosts.set_identity(name, proven.identity, now)

@@ -15,6 +15,8 @@ from spyne import Application
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 
+from soapattest.security.roles import check_table_covers
+from soapattest.security.xmlguard import XmlGuard
 from soapattest.server.context import ServerContext
 from soapattest.service.base import AttestationServiceBase
 from soapattest.service.ops_attest import AttestationOperations
@@ -58,6 +60,7 @@ def _service_class() -> type:
         {"__module__": __name__, "__doc__": "soapattest attestation service.", **_operations()},
     )
 
+
 # Spyne logs every fault with a traceback at ERROR; ours are mapped and logged once.
 logging.getLogger("spyne.application.server").setLevel(logging.CRITICAL)
 logging.getLogger("spyne.application").setLevel(logging.CRITICAL)
@@ -77,6 +80,11 @@ def build_application(ctx: ServerContext | None) -> Application:
 
 
 def build_wsgi(ctx: ServerContext) -> Any:
-    """The WSGI callable serving SOAP POSTs and ``?wsdl``."""
+    """The WSGI callable serving SOAP POSTs (behind the XML guard) and ``?wsdl``.
+
+    Also checks at start-up that the roles table covers every operation.
+    """
     app = build_application(ctx)
-    return WsgiApplication(app, max_content_length=ctx.config.max_request_bytes)
+    check_table_covers(_operations())
+    spyne_wsgi = WsgiApplication(app, max_content_length=ctx.config.max_request_bytes)
+    return XmlGuard(spyne_wsgi, max_bytes=ctx.config.max_request_bytes, service_namespace=NS)

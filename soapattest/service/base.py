@@ -8,7 +8,10 @@ from typing import Any
 
 from spyne import ServiceBase
 
-from soapattest.errors import InvalidArgumentError
+from soapattest.errors import InvalidArgumentError, NotAuthorizedError
+from soapattest.security.roles import authorize
+from soapattest.security.wssecurity import Principal
+from soapattest.security.xmlguard import ENV_OPERATION, ENV_WSSE
 from soapattest.server.context import ServerContext
 from soapattest.service.faults import to_fault
 
@@ -38,8 +41,48 @@ def server(ctx: Any) -> ServerContext:
 
 
 def actor(ctx: Any) -> str:
-    """The authenticated caller's name (set by the authentication hook)."""
-    return str(getattr(ctx.udc, "principal", None) or ANONYMOUS) if ctx.udc else ANONYMOUS
+    """The authenticated caller's name (set by :func:`authenticate_call`)."""
+    principal = ctx.udc
+    return principal.name if isinstance(principal, Principal) else ANONYMOUS
+
+
+def authenticate_call(ctx: Any) -> Principal:
+    """Authenticate the caller of ``ctx`` and authorize the operation Spyne dispatched.
+
+    The operation authorized is the one Spyne is about to run
+    (``ctx.descriptor.name``), which must be the Body element the XML guard saw
+    (never the SOAPAction header). Raises NotAuthorizedError subclasses.
+    """
+    sctx = server(ctx)
+    env = ctx.transport.req_env
+    operation = ctx.descriptor.name if ctx.descriptor else None
+    if not operation or env.get(ENV_OPERATION) != operation:
+        raise NotAuthorizedError("the request was not checked by the XML guard; refused")
+    if sctx.authenticator is None:
+        raise NotAuthorizedError("authentication is not configured; refused")
+    with sctx.store.transaction(readonly=True) as tx:
+        principal = sctx.authenticator.authenticate(
+            env.get(ENV_WSSE),
+            users=tx.users,
+            now=sctx.clock(),
+            secure=env.get("wsgi.url_scheme") == "https",
+        )
+    try:
+        authorize(operation, principal.roles)
+    except NotAuthorizedError as exc:
+        from soapattest.server.audit import AuditEntry
+
+        AuditEntry(
+            sctx,
+            principal.name,
+            "authorization.denied",
+            "operation",
+            operation,
+            {"roles": list(principal.roles)},
+        ).record_alone(f"refused:{exc.code}")
+        raise
+    ctx.udc = principal
+    return principal
 
 
 class AttestationServiceBase(ServiceBase):
@@ -48,6 +91,7 @@ class AttestationServiceBase(ServiceBase):
     @classmethod
     def call_wrapper(cls, ctx: Any) -> Any:
         try:
+            authenticate_call(ctx)
             return super().call_wrapper(ctx)
         except Exception as exc:  # noqa: BLE001 - the one place that maps everything
             raise to_fault(exc, ctx.descriptor.name if ctx.descriptor else "?") from None

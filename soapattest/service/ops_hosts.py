@@ -32,6 +32,11 @@ class HostOperations:
         t.opt(t.Name, doc="Policy of this host (else its pool's)."),
         t.many(t.Label, max_occurs=32),
         t.opt(t.Text),
+        t.opt(
+            Unicode(max_len=95),
+            doc="SHA-256 fingerprint (hex) of the agent's TLS certificate to pin; default: "
+            "verified by [agents] agent_ca, else pinned on first use.",
+        ),
         _returns=t.HostInfo,
         _out_variable_name="host",
     )
@@ -43,6 +48,7 @@ class HostOperations:
         policy: str | None,
         labels: Any,
         description: str | None,
+        agent_tls_fingerprint: str | None,
     ) -> t.HostInfo:
         """Register a host: validate its EK certificate against the configured roots and
         prove its AK by credential activation before trusting it.
@@ -59,6 +65,7 @@ class HostOperations:
             policy=policy or "",
             labels=convert.labels_in(labels),
             description=description or "",
+            agent_tls_fingerprint=agent_tls_fingerprint or "",
         )
         return convert.host_out(host, host.policy or None)
 
@@ -157,7 +164,8 @@ class HostOperations:
         if h.identity is None:
             raise InvalidArgumentError(f"host '{host}' has no identity", argument="host")
         nonce = sctx.random_bytes(NONCE_BYTES)
-        q = sctx.agents.quote(h.agent_url, nonce, sel)
+        pin = h.identity.agent_tls_pin or None
+        q = sctx.agents.quote(h.agent_url, nonce, sel, pin=pin)
         verified = verify_quote(
             QuoteEvidence(q.attest, q.signature, q.raw_pcrs),
             parse_public(h.identity.ak_public),
@@ -165,7 +173,7 @@ class HostOperations:
                 nonce=nonce, required=sel, qualified_signer=h.identity.qualified_signer
             ),
         )
-        log = sctx.agents.event_log(h.agent_url) if with_event_log else None
+        log = sctx.agents.event_log(h.agent_url, pin=pin) if with_event_log else None
         return t.RetrievedQuote(
             nonce=[nonce],
             quote=t.Quote(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 from soapattest.server.config import ServerConfig
@@ -51,6 +52,12 @@ def serve(config: ServerConfig) -> None:
                 "loglevel": config.log_level.lower(),
                 "proc_name": "soapattest",
             }
+            if config.tls_cert is not None:
+                options["certfile"] = str(config.tls_cert)
+                options["keyfile"] = str(config.tls_key)
+                if config.tls_client_ca is not None:
+                    options["ca_certs"] = str(config.tls_client_ca)
+                    options["cert_reqs"] = ssl.CERT_REQUIRED
             if "control_socket" in self.cfg.settings:  # gunicorn >= 25.1
                 options["control_socket"] = str(config.state_dir.resolve() / "gunicorn.ctl")
             for key, value in options.items():
@@ -60,10 +67,5 @@ def serve(config: ServerConfig) -> None:
             return create_app(config)
 
     prepare(config)
-    log.info(
-        "serving on http://%s:%s/ (%d workers)",
-        config.listen_host,
-        config.listen_port,
-        config.workers,
-    )
+    log.info("serving on %s (%d workers)", config.url, config.workers)
     _Server().run()

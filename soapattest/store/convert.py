@@ -63,6 +63,7 @@ def identity_columns(identity: HostIdentity | None, since: datetime | None) -> d
                 "ak_public",
                 "ak_name",
                 "qualified_signer",
+                "agent_tls_pin",
                 "activated_at",
                 "identity_since",
             ),
@@ -79,6 +80,8 @@ def identity_columns(identity: HostIdentity | None, since: datetime | None) -> d
         "qualified_signer": validate.blob(
             identity.qualified_signer, "identity.qualified_signer", empty=True
         ),
+        "agent_tls_pin": validate.name(identity.agent_tls_pin, "identity.agent_tls_pin",
+                                       length=64, empty=True) or None,
         "activated_at": validate.utc(identity.activated_at, "identity.activated_at"),
         "identity_since": since,
     }
@@ -120,6 +123,7 @@ def host_from_row(row: HostRow) -> Host:
             ak_name=row.ak_name,
             activated_at=row.activated_at,
             qualified_signer=row.qualified_signer or b"",
+            agent_tls_pin=row.agent_tls_pin or "",
         )
     quote = None
     if row.quote_clock is not None:
@@ -151,6 +155,7 @@ def identity_from_history(row: HostIdentityHistoryRow) -> HostIdentity:
         ak_name=row.ak_name,
         activated_at=row.activated_at,
         qualified_signer=row.qualified_signer,
+        agent_tls_pin=row.agent_tls_pin or "",
     )
 
 

@@ -161,6 +161,7 @@ class HostRepository:
                     ak_public=row.ak_public,
                     ak_name=row.ak_name,
                     qualified_signer=row.qualified_signer or b"",
+                    agent_tls_pin=row.agent_tls_pin,
                     activated_at=row.activated_at,
                     valid_from=row.identity_since or row.created_at,
                     superseded_at=now,

@@ -87,6 +87,7 @@ class HostRow(Base):
     ak_public: Mapped[bytes | None]
     ak_name: Mapped[bytes | None]
     qualified_signer: Mapped[bytes | None]
+    agent_tls_pin: Mapped[str | None] = mapped_column(String(64))
     activated_at: Mapped[datetime | None]
     identity_since: Mapped[datetime | None]
     quote_clock: Mapped[int | None] = mapped_column(UInt64())
@@ -112,6 +113,7 @@ class HostIdentityHistoryRow(Base):
     ak_public: Mapped[bytes]
     ak_name: Mapped[bytes]
     qualified_signer: Mapped[bytes]
+    agent_tls_pin: Mapped[str | None] = mapped_column(String(64))
     activated_at: Mapped[datetime]
     valid_from: Mapped[datetime]
     superseded_at: Mapped[datetime]

@@ -14,6 +14,9 @@ from typing import Any
 from lxml import etree
 
 from soapattest.errors import AgentUnreachableError
+from soapattest.security.nonces import StoreNonceCache
+from soapattest.security.users import ensure_user
+from soapattest.security.wssecurity import Authenticator, build_security_header
 from soapattest.server.config import ServerConfig
 from soapattest.server.context import ServerContext
 from soapattest.server.keys import load_signing_identity
@@ -22,6 +25,8 @@ from soapattest.store import Store
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 NS = "urn:soapattest:v1"
+ADMIN = ("admin-user", "correct horse battery staple")
+READER = ("reader-user", "another long passphrase")
 
 
 class DeadAgents:
@@ -67,14 +72,32 @@ class InProcessService:
             None, None, self.config.state_dir, self.config.saml_issuer, _now()
         )
         self.ctx = ServerContext(
-            config=self.config, store=store, agents=agents or DeadAgents(), signing=signing
+            config=self.config,
+            store=store,
+            agents=agents or DeadAgents(),
+            signing=signing,
+            authenticator=Authenticator(nonce_cache=StoreNonceCache(store)),
         )
+        now = _now()
+        ensure_user(store, *ADMIN, ("admin",), actor="test", now=now)
+        ensure_user(store, *READER, ("reader",), actor="test", now=now)
         self.app = build_wsgi(self.ctx)
 
-    def call(self, body_xml: str, *, headers: dict[str, str] | None = None) -> Response:
+    def call(
+        self,
+        body_xml: str,
+        *,
+        user: tuple[str, str] | None = ADMIN,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """POST ``body_xml`` (over "TLS": PasswordText is allowed) as ``user`` (None: anonymous)."""
+        header = ""
+        if user is not None:
+            sec = build_security_header(user[0], user[1], mode="text")
+            header = f"<soapenv:Header>{etree.tostring(sec).decode()}</soapenv:Header>"
         envelope = (
             f'<soapenv:Envelope xmlns:soapenv="{SOAP_ENV}" xmlns:t="{NS}">'
-            f"<soapenv:Body>{body_xml}</soapenv:Body></soapenv:Envelope>"
+            f"{header}<soapenv:Body>{body_xml}</soapenv:Body></soapenv:Envelope>"
         ).encode()
         return self.post(envelope, headers=headers)
 
@@ -87,7 +110,7 @@ class InProcessService:
             "SERVER_PORT": "8080",
             "CONTENT_TYPE": "text/xml; charset=utf-8",
             "CONTENT_LENGTH": str(len(data)),
-            "wsgi.url_scheme": "http",
+            "wsgi.url_scheme": "https",
             "wsgi.input": io.BytesIO(data),
             "wsgi.errors": io.StringIO(),
             "HTTP_HOST": "localhost:8080",

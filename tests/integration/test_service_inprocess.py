@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from soapattest.model import Host, HostIdentity, QuoteState
-from tests.integration.service_harness import InProcessService
+from tests.integration.service_harness import READER, InProcessService
 
 
 @pytest.fixture
@@ -98,3 +98,27 @@ def test_assertion_for_a_host_never_attested_is_refused(svc: InProcessService) -
     r = svc.call("<t:GetTrustAssertion><t:host>h1</t:host></t:GetTrustAssertion>")
     assert r.fault_code == "Client.InvalidArgument"
     assert "never been attested" in r.fault_string
+
+
+def test_every_operation_needs_an_authenticated_caller(svc: InProcessService) -> None:
+    r = svc.call("<t:ListHosts/>", user=None)
+    assert r.fault_code == "Client.NotAuthorized"
+    r = svc.call("<t:ListHosts/>", user=("admin-user", "wrong password!!"))
+    assert r.fault_code == "Client.NotAuthorized"
+    assert svc.call("<t:ListHosts/>").status == 200
+
+
+def test_roles_are_enforced_on_the_dispatched_operation(svc: InProcessService) -> None:
+    _add_host(svc)
+    assert svc.call("<t:GetHost><t:name>h1</t:name></t:GetHost>", user=READER).status == 200
+    r = svc.call("<t:DeleteHost><t:name>h1</t:name></t:DeleteHost>", user=READER)
+    assert r.fault_code == "Client.NotAuthorized"
+    # a SOAPAction naming a read operation does not change what is authorized
+    r = svc.call("<t:DeleteHost><t:name>h1</t:name></t:DeleteHost>", user=READER,
+                 headers={"SOAPAction": '"GetHost"'})
+    assert r.fault_code == "Client.NotAuthorized"
+    with svc.ctx.store.transaction(readonly=True) as tx:
+        assert tx.hosts.find("h1") is not None
+        denied, _ = tx.audit.list(action="authorization.denied")
+    assert denied and denied[0].actor == READER[0]
+    assert svc.call("<t:DeleteHost><t:name>h1</t:name></t:DeleteHost>").status == 200
