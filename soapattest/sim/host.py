@@ -177,7 +177,8 @@ class SimHost:
         conf = self.dir / "agent.conf"
         conf.write_text(
             "[agent]\n"
-            "listen = 127.0.0.1:0\n"
+            # A restarted agent keeps its port, as a real one would (its URL is registered).
+            f"listen = 127.0.0.1:{self.agent_port}\n"
             f"port_file = {self.dir / 'agent.port'}\n"
             f"tcti = {self.swtpm.tcti}\n"
             f"ak_type = {self.spec.ak_type}\n"
