@@ -914,7 +914,8 @@ def error_class_for(code: str) -> type[SoapAttestError]:
     while stack:
         cls = stack.pop()
         parent_codes = {getattr(b, "code", None) for b in cls.__bases__}
-        if cls.code == code and code not in parent_codes and (best is None or issubclass(best, cls)):
+        introduces = cls.code == code and code not in parent_codes
+        if introduces and (best is None or issubclass(best, cls)):
             best = cls
         stack.extend(cls.__subclasses__())
     return best or SoapAttestError

@@ -9,7 +9,6 @@ import click
 
 from soapattest.cli.common import cli_errors, echo_json
 from soapattest.server.config import ServerConfig, load_config
-from soapattest.store import Store
 
 CONFIG_HELP = (
     "Server configuration file (INI). Default: $SOAPATTEST_CONFIG. Settings are taken from "
@@ -67,6 +66,8 @@ def db() -> None:
 @cli_errors
 def upgrade(config_path: Path | None, database_url: str | None) -> None:
     """Migrate the database schema to the newest revision (idempotent)."""
+    from soapattest.store import Store  # imported here: keeps client commands quick to start
+
     cfg = load(config_path, database_url=database_url)
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     with Store(cfg.db_url) as store:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -37,7 +37,9 @@ from soapattest.security.credentials import (
 from soapattest.security.passwords import check_new_password
 from soapattest.security.roles import ROLES, unknown_roles
 from soapattest.server.config import ServerConfig
-from soapattest.store import Store
+
+if TYPE_CHECKING:
+    from soapattest.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,9 +68,11 @@ def _actor(actor: str | None) -> str:
 
 
 def _open(config_path: Path | None, database_url: str | None) -> tuple[ServerConfig, Store]:
+    from soapattest.store import Store  # imported here: keeps other commands quick to start
+
     cfg = load(config_path, database_url=database_url)
-    if not cfg.database_url:
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    # The state directory holds the SQLite database and, by default, the digest key.
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.db_url, busy_timeout_ms=int(cfg.busy_timeout * 1000))
     store.upgrade()
     return cfg, store
