@@ -65,6 +65,10 @@ DEFAULT_RSA_EXPONENT = 65537
 
 _STRUCT = "TPMT_PUBLIC"
 _HEAD = struct.Struct(">HHI")
+# Memoised results (pure functions of their keys; bounded, cleared when full).
+_CACHE_MAX = 1024
+_KEYS: dict[tuple[object, ...], rsa.RSAPublicKey | ec.EllipticCurvePublicKey] = {}
+_PARSED: dict[tuple[bytes, bool], TpmPublic] = {}
 _RSA_PARMS = struct.Struct(">HI")
 
 
@@ -112,7 +116,21 @@ class TpmPublic:
         :class:`InvalidPublicKeyError` when the modulus length differs from
         keyBits, the point is missing or not on the curve, or the numbers are
         refused by the cryptography library.
+
+        Keys are memoised by exactly the fields they are made from (a pure
+        function of them; the key objects are immutable), so a verifier that
+        sees the same AK for every quote builds it once.
         """
+        memo = (self.type, self.rsa_bits, self.rsa_exponent, self.ecc_curve, self.unique)
+        key = _KEYS.get(memo)
+        if key is None:
+            key = self._build_key()
+            if len(_KEYS) >= _CACHE_MAX:
+                _KEYS.clear()
+            _KEYS[memo] = key
+        return key
+
+    def _build_key(self) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
         if self.type == TpmAlg.RSA and isinstance(self.unique, bytes):
             modulus = self.unique
             if not modulus or len(modulus) * 8 != self.rsa_bits or not modulus[0] & 0x80:
@@ -315,8 +333,23 @@ def parse_public(data: bytes, *, sized: bool = True) -> TpmPublic:
     :class:`UnknownAlgorithmError`, :class:`ReservedAttributeBitsError`,
     :class:`UnsupportedCurveError`, :class:`InvalidValueError`. Key material
     (point on the curve) is checked by :meth:`TpmPublic.public_key`.
+
+    Successful parses are memoised by the exact bytes (a server sees the same
+    few thousand AKs again and again; :class:`TpmPublic` is immutable).
     """
     data = bytes(data)
+    memo = (data, sized)
+    hit = _PARSED.get(memo)
+    if hit is not None:
+        return hit
+    parsed = _parse(data, sized)
+    if len(_PARSED) >= _CACHE_MAX:
+        _PARSED.clear()
+    _PARSED[memo] = parsed
+    return parsed
+
+
+def _parse(data: bytes, sized: bool) -> TpmPublic:
     if not sized:
         return _parse_tpmt(Reader(data, _STRUCT), data)
     outer = Reader(data, "TPM2B_PUBLIC")

@@ -33,7 +33,7 @@ from soapattest.tpm.constants import hash_by_name
 from soapattest.tpm.eventlog import DEFAULT_LIMITS, EventLogLimits
 from soapattest.tpm.pcr import PcrSelection
 from soapattest.tpm.public import TpmPublic
-from soapattest.verify.checks import errored, info, passed
+from soapattest.verify.checks import errored, info, passed, registered
 from soapattest.verify.eventlog import LogAppraisal, appraise_event_log
 from soapattest.verify.identity import KeyRules
 from soapattest.verify.ima import appraise_ima
@@ -44,7 +44,7 @@ from soapattest.verify.quote import (
     evaluate_quote,
 )
 from soapattest.verify.secureboot import evaluate_secure_boot
-from soapattest.verify.whitelist import evaluate_whitelist, required_pcrs
+from soapattest.verify.whitelist import evaluate_whitelist, required_pcrs, whitelist_index
 
 SECURE_BOOT_PCR = 7
 IMA_PCR = 10
@@ -99,7 +99,8 @@ def validate_policy(policy: Policy, whitelists: Sequence[Whitelist]) -> None:
     if len(set(policy.banks)) != len(policy.banks):
         raise PolicyError(f"policy '{policy.name}' lists a bank twice")
     for wl in whitelists:
-        if not any(wl.pcrs(bank) for bank in policy.banks):
+        index = whitelist_index(wl)
+        if not any(index.bank(bank).pcrs for bank in policy.banks):
             raise PolicyError(
                 f"whitelist '{wl.name}' v{wl.version} has no entry in the policy's banks "
                 f"({', '.join(policy.banks)})"
@@ -165,6 +166,64 @@ def _combine(policy: Policy, per_whitelist: list[tuple[Whitelist, list[Check]]])
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _PolicyFacts:
+    """What a validated policy and its whitelists mean for every appraisal under them."""
+
+    rules: KeyRules
+    required: PcrSelection
+    note: Check
+    versions: tuple[tuple[str, int], ...]
+
+
+# By the identity of the policy and whitelist objects (immutable; the cache keeps
+# them alive, so their id() cannot be reused while the entry exists).
+_POLICIES: dict[tuple[int, ...], tuple[Policy, tuple[Whitelist, ...], _PolicyFacts]] = registered(
+    {}
+)
+_POLICIES_MAX = 256
+_POLICIES_MAX_ENTRIES = 200_000  # whitelist entries kept alive by the memo
+_policy_entries = 0
+
+
+def _policy_facts(policy: Policy, whitelists: Sequence[Whitelist]) -> _PolicyFacts:
+    """:func:`validate_policy` (raises :class:`PolicyError`), then the facts; memoised."""
+    key = (id(policy), *map(id, whitelists))
+    hit = _POLICIES.get(key)
+    if (
+        hit is not None
+        and hit[0] is policy
+        and len(hit[1]) == len(whitelists)
+        and all(a is b for a, b in zip(hit[1], whitelists, strict=True))
+    ):
+        return hit[2]
+    validate_policy(policy, whitelists)
+    facts = _PolicyFacts(
+        rules=KeyRules(
+            min_rsa_bits=policy.min_rsa_bits,
+            min_ecc_bits=policy.min_ecc_bits,
+            signature_hashes=policy.signature_hashes,
+        ),
+        required=required_selection(policy, whitelists),
+        note=info(
+            "policy",
+            "policy",
+            f"policy '{policy.name}' v{policy.version}: {policy.combine.value} of "
+            + ", ".join(f"'{w.name}' v{w.version}" for w in whitelists)
+            + f" in {', '.join(policy.banks)}",
+        ),
+        versions=tuple((w.name, w.version) for w in whitelists),
+    )
+    global _policy_entries
+    size = sum(len(w.entries) for w in whitelists)
+    if len(_POLICIES) >= _POLICIES_MAX or _policy_entries + size > _POLICIES_MAX_ENTRIES:
+        _POLICIES.clear()
+        _policy_entries = 0
+    _POLICIES[key] = (policy, tuple(whitelists), facts)
+    _policy_entries += size
+    return facts
+
+
 def appraise(evidence: Evidence, inp: AppraisalInput) -> Appraisal:
     """Evaluate ``evidence`` for ``inp.host`` under ``inp.policy``; never raises for bad evidence.
 
@@ -172,28 +231,15 @@ def appraise(evidence: Evidence, inp: AppraisalInput) -> Appraisal:
     is a configuration error, not a property of the host).
     """
     policy = inp.policy
-    validate_policy(policy, inp.whitelists)
-    rules = KeyRules(
-        min_rsa_bits=policy.min_rsa_bits,
-        min_ecc_bits=policy.min_ecc_bits,
-        signature_hashes=policy.signature_hashes,
-    )
+    facts = _policy_facts(policy, inp.whitelists)
     expect = QuoteExpectations(
         nonce=inp.nonce,
-        required=required_selection(policy, inp.whitelists),
-        key_rules=rules,
+        required=facts.required,
+        key_rules=facts.rules,
         previous=inp.previous,
         qualified_signer=inp.qualified_signer,
     )
-    checks: list[Check] = [
-        info(
-            "policy",
-            "policy",
-            f"policy '{policy.name}' v{policy.version}: {policy.combine.value} of "
-            + ", ".join(f"'{w.name}' v{w.version}" for w in inp.whitelists)
-            + f" in {', '.join(policy.banks)}",
-        )
-    ]
+    checks: list[Check] = [facts.note]
     # 1. Quote.
     result = evaluate_quote(evidence.quote, inp.ak, expect)
     checks.extend(result.checks)
@@ -232,7 +278,7 @@ def appraise(evidence: Evidence, inp: AppraisalInput) -> Appraisal:
         created_at=inp.now,
         policy=policy.name,
         policy_version=policy.version,
-        whitelists=tuple((w.name, w.version) for w in inp.whitelists),
+        whitelists=facts.versions,
         pcrs=quote.pcrs if quote is not None else {},
         reset_count=state.reset_count if state else None,
         restart_count=state.restart_count if state else None,

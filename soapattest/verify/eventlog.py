@@ -30,21 +30,28 @@ from soapattest.model import Check
 from soapattest.tpm.constants import hash_by_name
 from soapattest.tpm.eventlog import (
     DEFAULT_LIMITS,
+    STRICT_TYPES,
     EventLog,
     EventLogLimits,
+    EventRow,
     EventType,
     UntrustedEvent,
-    digest_verified,
+    digest_contradicts_data,
+    event_type_name,
     parse_event_log,
     replay,
 )
-from soapattest.verify.checks import failed, hexs, info, passed
+from soapattest.verify.checks import Memo, failed, hexs, info, passed, registered, remember
 
 COMPONENT = "eventlog"
 FIRMWARE_PCRS = range(8)  # PCRs whose pre-OS measurements end with an EV_SEPARATOR
 LOG_COVERED_PCRS = frozenset(range(10))  # PCRs a firmware + bootloader log always accounts for
 SEPARATOR_OK = (b"\x00\x00\x00\x00", b"\xff\xff\xff\xff")  # UEFI / TCG 1.2 BIOS
 SEPARATOR_ERROR = b"\x01\x00\x00\x00"
+EV_SEPARATOR = int(EventType.EV_SEPARATOR)
+_PARSED: Memo = registered({})  # passing checks by their inputs (see verify.checks)
+_REPLAYED: Memo = registered({})
+_SEPARATED: Memo = registered({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +70,17 @@ class LogAppraisal:
         """Extending events of ``pcr`` when the quote vouches for them, else ``None``."""
         if self.log is None or pcr not in self.trusted_pcrs.get(bank, frozenset()):
             return None
-        return tuple(e for e in self.log.events if e.pcr == pcr and e.extends)
+        return self.log.extending_events(pcr)
+
+    def trusted_digests(self, bank: str, pcr: int) -> tuple[bytes, ...] | None:
+        """The ``bank`` digests of :meth:`trusted_events` (same order), without building events.
+
+        ``None`` when the quote does not vouch for ``pcr``; ``b""`` for an event
+        that logged no ``bank`` digest.
+        """
+        if self.log is None or pcr not in self.trusted_pcrs.get(bank, frozenset()):
+            return None
+        return self.log.extend_digests(bank, pcr)
 
     @property
     def ok(self) -> bool:
@@ -71,8 +88,8 @@ class LogAppraisal:
         return all(c.status.value != "FAIL" for c in self.checks)
 
 
-def _events_in(log: EventLog, pcr: int) -> list[UntrustedEvent]:
-    return [e for e in log.events if e.pcr == pcr and e.extends]
+def _events_in(log: EventLog, pcr: int) -> tuple[UntrustedEvent, ...]:
+    return log.extending_events(pcr)
 
 
 def _describe(events: Sequence[UntrustedEvent], limit: int = 12) -> str:
@@ -88,7 +105,7 @@ def _replay_checks(
     trusted: set[int] = set()
     quoted = verified.get(bank, {})
     values = replay(log, banks=[bank]).get(bank, {})
-    extended = {e.pcr for e in log.events if e.extends}
+    extended = log.extended_pcrs()
     zero = bytes(hash_by_name(bank).digest_size)  # type: ignore[union-attr]
     for pcr in sorted(quoted):
         if pcr not in LOG_COVERED_PCRS and pcr not in extended:
@@ -97,18 +114,24 @@ def _replay_checks(
         actual = values.get(pcr, zero)
         if actual == expected:
             trusted.add(pcr)
-            checks.append(
-                passed(
-                    "eventlog.replay",
-                    COMPONENT,
-                    f"PCR {pcr} ({bank}) replays to the quoted value "
-                    f"({len(_events_in(log, pcr))} events)",
-                    pcr=pcr,
-                    bank=bank,
-                    expected=expected.hex(),
-                    actual=actual.hex(),
+            count = log.extend_count(pcr)
+            key = (bank, pcr, count, actual)
+            check = _REPLAYED.get(key)
+            if check is None:
+                check = remember(
+                    _REPLAYED,
+                    key,
+                    passed(
+                        "eventlog.replay",
+                        COMPONENT,
+                        f"PCR {pcr} ({bank}) replays to the quoted value ({count} events)",
+                        pcr=pcr,
+                        bank=bank,
+                        expected=expected.hex(),
+                        actual=actual.hex(),
+                    ),
                 )
-            )
+            checks.append(check)
         else:
             involved = _events_in(log, pcr)
             checks.append(
@@ -129,7 +152,7 @@ def _replay_checks(
                 "eventlog.unquoted",
                 COMPONENT,
                 f"PCR {pcr} ({bank}) is not covered by the quote: its "
-                f"{len(_events_in(log, pcr))} events are ignored",
+                f"{log.extend_count(pcr)} events are ignored",
                 pcr=pcr,
                 bank=bank,
             )
@@ -137,14 +160,17 @@ def _replay_checks(
     return checks, frozenset(trusted)
 
 
-def _separator_checks(log: EventLog, bank: str, trusted: frozenset[int]) -> list[Check]:
+def _separator_checks(
+    log: EventLog, rows: dict[int, list[EventRow]], bank: str, trusted: frozenset[int]
+) -> list[Check]:
     checks: list[Check] = []
     halg = hash_by_name(bank)
     assert halg is not None
+    position = log.columns.index(bank)
     for pcr in FIRMWARE_PCRS:
         if pcr not in trusted:
             continue
-        seps = [e for e in _events_in(log, pcr) if e.untrusted_type == EventType.EV_SEPARATOR]
+        seps = [r for r in rows.get(pcr, ()) if r[2] == EV_SEPARATOR]
         if len(seps) != 1:
             what = "no EV_SEPARATOR" if not seps else f"{len(seps)} EV_SEPARATOR events"
             checks.append(
@@ -154,74 +180,123 @@ def _separator_checks(log: EventLog, bank: str, trusted: frozenset[int]) -> list
                     f"PCR {pcr} has {what}; exactly one ends the pre-OS measurements",
                     pcr=pcr,
                     bank=bank,
-                    event_index=seps[1].index if len(seps) > 1 else None,
+                    event_index=seps[1][0] if len(seps) > 1 else None,
                 )
             )
             continue
-        sep = seps[0]
-        if sep.digests.get(bank) != halg.digest(sep.data):
+        index, _pcr, _type, digests, data = seps[0]
+        if digests[position] != halg.digest(data):
             checks.append(
                 failed(
                     "eventlog.separator",
                     COMPONENT,
-                    f"PCR {pcr}: event {sep.index} is labelled EV_SEPARATOR but its {bank} digest "
+                    f"PCR {pcr}: event {index} is labelled EV_SEPARATOR but its {bank} digest "
                     "is not the hash of its data",
                     pcr=pcr,
                     bank=bank,
-                    event_index=sep.index,
+                    event_index=index,
                 )
             )
-        elif sep.data == SEPARATOR_ERROR:
+        elif data == SEPARATOR_ERROR:
             checks.append(
                 failed(
                     "eventlog.separator",
                     COMPONENT,
-                    f"PCR {pcr}: the firmware logged an error separator (event {sep.index})",
+                    f"PCR {pcr}: the firmware logged an error separator (event {index})",
                     pcr=pcr,
                     bank=bank,
-                    event_index=sep.index,
+                    event_index=index,
                 )
             )
-        elif sep.data not in SEPARATOR_OK:
+        elif data not in SEPARATOR_OK:
             checks.append(
                 failed(
                     "eventlog.separator",
                     COMPONENT,
-                    f"PCR {pcr}: separator event {sep.index} data is {hexs(sep.data, 16)}, "
+                    f"PCR {pcr}: separator event {index} data is {hexs(data, 16)}, "
                     "not 00000000 (or ffffffff from a legacy BIOS)",
                     pcr=pcr,
                     bank=bank,
-                    event_index=sep.index,
+                    event_index=index,
                 )
             )
         else:
-            checks.append(
-                passed(
-                    "eventlog.separator",
-                    COMPONENT,
-                    f"PCR {pcr} has one well-formed separator (event {sep.index})",
-                    pcr=pcr,
-                    bank=bank,
-                    event_index=sep.index,
+            key = (pcr, bank, index)
+            check = _SEPARATED.get(key)
+            if check is None:
+                check = remember(
+                    _SEPARATED,
+                    key,
+                    passed(
+                        "eventlog.separator",
+                        COMPONENT,
+                        f"PCR {pcr} has one well-formed separator (event {index})",
+                        pcr=pcr,
+                        bank=bank,
+                        event_index=index,
+                    ),
                 )
-            )
+            checks.append(check)
     return checks
 
 
-def _consistency_checks(log: EventLog, bank: str, trusted: frozenset[int]) -> list[Check]:
+# Verdicts of rule 6 by event content: a pure function of (type, data, digests),
+# memoised because the same firmware events come back in every quote of every
+# host of a model. Keyed by type and digests; the data is compared on a hit (so
+# no hash of it is computed). Bounded in entries and in the bytes it keeps alive.
+_VERDICTS: dict[tuple[int, tuple[object, ...]], tuple[bytes, bool]] = registered({})
+_VERDICTS_MAX = 4096
+_VERDICTS_MAX_BYTES = 32 * 1024 * 1024
+_verdict_bytes = 0
+
+
+def _lies(log: EventLog, row: EventRow) -> bool:
+    global _verdict_bytes
+    etype, data = row[2], row[4]
+    key = (etype, log.row_digest_key(row))
+    hit = _VERDICTS.get(key)
+    if hit is not None and hit[0] == data:
+        return hit[1]
+    verdict = digest_contradicts_data(etype, data, log.row_digests(row))
+    if len(_VERDICTS) >= _VERDICTS_MAX or _verdict_bytes > _VERDICTS_MAX_BYTES:
+        _VERDICTS.clear()
+        _verdict_bytes = 0
+    _VERDICTS[key] = (data, verdict)
+    _verdict_bytes += len(data)
+    return verdict
+
+
+def _liars(log: EventLog, rows: dict[int, list[EventRow]], pcr: int) -> list[EventRow]:
+    """Events of ``pcr`` whose type defines the digest over the data, and whose digests lie.
+
+    Only types in :data:`STRICT_TYPES` can lie (``digest_verified`` is then
+    ``False``); every other type is at most unverifiable, never false.
+    """
+    return [r for r in rows.get(pcr, ()) if _lies(log, r)]
+
+
+def _consistency_checks(
+    log: EventLog,
+    rows: dict[int, list[EventRow]],
+    bank: str,
+    trusted: frozenset[int],
+    liars: dict[int, list[EventRow]],
+) -> list[Check]:
     checks: list[Check] = []
     for pcr in sorted(trusted):
-        liars = [e for e in _events_in(log, pcr) if digest_verified(e) is False]
-        for e in liars:
+        found = liars.get(pcr)
+        if found is None:
+            found = liars[pcr] = _liars(log, rows, pcr)  # once per PCR, whatever the banks
+        for index, _pcr, etype, _digests, _data in found:
             checks.append(
                 failed(
                     "eventlog.event_type",
                     COMPONENT,
-                    f"PCR {pcr}: event {e.index} is labelled {e.type_name}, whose digest is the "
-                    "hash of its data, but its digest is not: the label is false",
+                    f"PCR {pcr}: event {index} is labelled {event_type_name(etype)}, whose "
+                    "digest is the hash of its data, but its digest is not: the label is false",
                     pcr=pcr,
                     bank=bank,
-                    event_index=e.index,
+                    event_index=index,
                 )
             )
     return checks
@@ -248,14 +323,22 @@ def appraise_event_log(
     except EventLogError as exc:
         checks.append(failed("eventlog.parse", COMPONENT, f"event log rejected: {exc.message}"))
         return LogAppraisal(tuple(checks), None)
-    checks.append(
-        passed(
-            "eventlog.parse",
-            COMPONENT,
-            f"{log.format} event log with {len(log.events)} events parses",
+    key = (log.format, log.event_count)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = remember(
+            _PARSED,
+            key,
+            passed(
+                "eventlog.parse",
+                COMPONENT,
+                f"{log.format} event log with {log.event_count} events parses",
+            ),
         )
-    )
+    checks.append(parsed)
     trusted: dict[str, frozenset[int]] = {}
+    rows: dict[int, list[EventRow]] | None = None
+    liars: dict[int, list[EventRow]] = {}
     for bank in banks:
         # 2. Bank present.
         if bank not in log.banks:
@@ -277,8 +360,10 @@ def appraise_event_log(
         replay_checks, trusted_pcrs = _replay_checks(log, verified, bank)
         checks.extend(replay_checks)
         trusted[bank] = trusted_pcrs
+        if rows is None:  # the separators and the types that can lie, by PCR (once)
+            rows = log.rows_of_types(STRICT_TYPES)
         # 5. Separators.
-        checks.extend(_separator_checks(log, bank, trusted_pcrs))
+        checks.extend(_separator_checks(log, rows, bank, trusted_pcrs))
         # 6. Labels consistent with digests.
-        checks.extend(_consistency_checks(log, bank, trusted_pcrs))
+        checks.extend(_consistency_checks(log, rows, bank, trusted_pcrs, liars))
     return LogAppraisal(tuple(checks), log, trusted)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from soapattest.errors import AkAttributesError, SignatureSchemeError, WeakKeyError
 from soapattest.tpm.constants import EccCurve, ObjectAttributes, TpmAlg, hash_by_alg
 from soapattest.tpm.public import TpmPublic
+from soapattest.verify.checks import registered
 
 REQUIRED_AK_ATTRIBUTES = (
     ObjectAttributes.FIXED_TPM
@@ -31,6 +32,10 @@ _SCHEMES_BY_TYPE = {
     TpmAlg.RSA: (TpmAlg.RSASSA, TpmAlg.RSAPSS),
     TpmAlg.ECC: (TpmAlg.ECDSA,),
 }
+
+
+_CACHE_MAX = 1024
+_ACCEPTED: dict[tuple[object, ...], AkScheme] = registered({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +68,31 @@ def check_ak(ak: TpmPublic, rules: KeyRules) -> AkScheme:
 
     Raises :class:`AkAttributesError` for 1-3 (attributes and scheme),
     :class:`SignatureSchemeError` for a refused hash, :class:`WeakKeyError` for 4.
+
+    An accepted AK is memoised by exactly the fields these rules read (every
+    quote re-checks its host's AK; refusals are never memoised).
     """
+    memo = (
+        ak.type,
+        ak.object_attributes,
+        ak.scheme,
+        ak.scheme_hash,
+        ak.rsa_bits,
+        ak.ecc_curve,
+        rules.min_rsa_bits,
+        rules.min_ecc_bits,
+        rules.signature_hashes,
+    )
+    accepted = _ACCEPTED.get(memo)
+    if accepted is None:
+        accepted = _check_ak(ak, rules)
+        if len(_ACCEPTED) >= _CACHE_MAX:
+            _ACCEPTED.clear()
+        _ACCEPTED[memo] = accepted
+    return accepted
+
+
+def _check_ak(ak: TpmPublic, rules: KeyRules) -> AkScheme:
     # 1. Key type.
     if ak.type not in _SCHEMES_BY_TYPE:
         raise AkAttributesError(f"AK type 0x{ak.type:04x} is neither RSA nor ECC")

@@ -12,7 +12,15 @@ Modules: ``parser`` (formats and bounds), ``specid`` (the crypto-agile header),
 ``eventtypes`` (EV_* values), ``model`` (frozen result types).
 """
 
-from soapattest.tpm.eventlog.decode import DecodedEvent, decode_event, decode_log, digest_verified
+from soapattest.tpm.eventlog.decode import (
+    STRICT_TYPES,
+    DecodedEvent,
+    data_digest_verdict,
+    decode_event,
+    decode_log,
+    digest_contradicts_data,
+    digest_verified,
+)
 from soapattest.tpm.eventlog.eventtypes import EventType, event_type_name
 from soapattest.tpm.eventlog.model import (
     DEFAULT_LIMITS,
@@ -20,6 +28,7 @@ from soapattest.tpm.eventlog.model import (
     FORMAT_TCG12_SHA1,
     EventLog,
     EventLogLimits,
+    EventRow,
     SpecIdAlgorithm,
     SpecIdEvent,
     UntrustedEvent,
@@ -37,16 +46,20 @@ __all__ = [
     "DEFAULT_LIMITS",
     "FORMAT_CRYPTO_AGILE",
     "FORMAT_TCG12_SHA1",
+    "STRICT_TYPES",
     "DecodedEvent",
     "EventLog",
     "EventLogLimits",
+    "EventRow",
     "EventType",
     "ReplayStep",
     "SpecIdAlgorithm",
     "SpecIdEvent",
     "UntrustedEvent",
+    "data_digest_verdict",
     "decode_event",
     "decode_log",
+    "digest_contradicts_data",
     "digest_verified",
     "event_type_name",
     "events_for_pcr",

@@ -32,8 +32,9 @@ Rules per type (PFP 1.05 section 10.4.1; TCG EFI Platform spec 1.22):
 
 from __future__ import annotations
 
+import hashlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,8 @@ _STRICT_DATA = frozenset(
     }
 )
 _STRICT_VARIABLE = frozenset({T.EV_EFI_VARIABLE_BOOT, T.EV_EFI_VARIABLE_AUTHORITY})
+STRICT_TYPES = frozenset(int(t) for t in _STRICT_DATA | _STRICT_VARIABLE)
+"""Event types whose digest the PFP defines over the data: only these can be found lying."""
 _LENIENT_DATA = frozenset(
     {
         T.EV_S_CRTM_VERSION,
@@ -126,30 +129,72 @@ def decode_data(event_type: int, data: bytes, uintn_bytes: int = 8) -> Decoded:
 
 def digest_verified(event: UntrustedEvent) -> bool | None:
     """Whether the logged digests are the hash of the data (see the module rules)."""
-    etype = event.untrusted_type
-    if etype in _STRICT_DATA:
-        return _all_match(event, [event.data])
-    if etype in _STRICT_VARIABLE:
-        return _all_match(event, _variable_candidates(event.data))
-    if etype == T.EV_IPL:
-        return _all_match(event, _ipl_candidates(event.data)) or None
-    if etype in _LENIENT_DATA:
-        if etype in (T.EV_EFI_SPDM_DEVICE_POLICY, T.EV_EFI_SPDM_DEVICE_AUTHORITY):
-            return _all_match(event, _variable_candidates(event.data)) or None
-        return _all_match(event, [event.data]) or None
+    return data_digest_verdict(event.untrusted_type, event.data, event.digests.items())
+
+
+def data_digest_verdict(
+    event_type: int, data: bytes, digests: Iterable[tuple[str, bytes]]
+) -> bool | None:
+    """:func:`digest_verified` of an event given as its fields: type, data, ``(bank, digest)``.
+
+    ``digests`` are the event's logged digests (banks soapattest does not
+    implement are ignored). Returns ``True``, ``False`` or ``None`` as the
+    module docstring says.
+    """
+    if event_type in _STRICT_DATA:
+        return _all_match(digests, [data])
+    if event_type in _STRICT_VARIABLE:
+        return _all_match(digests, _variable_candidates(data))
+    if event_type == T.EV_IPL:
+        return _all_match(digests, _ipl_candidates(data)) or None
+    if event_type in _LENIENT_DATA:
+        if event_type in (T.EV_EFI_SPDM_DEVICE_POLICY, T.EV_EFI_SPDM_DEVICE_AUTHORITY):
+            return _all_match(digests, _variable_candidates(data)) or None
+        return _all_match(digests, [data]) or None
     return None
 
 
-def _all_match(event: UntrustedEvent, candidates: list[bytes]) -> bool | None:
+def digest_contradicts_data(
+    event_type: int, data: bytes, digests: Iterable[tuple[str, bytes]]
+) -> bool:
+    """True exactly when :func:`data_digest_verdict` is ``False`` (the label is false).
+
+    Only the strict types (whose digest the PFP defines over the data) can
+    contradict their data; for every other type this returns ``False`` at once.
+    """
+    if event_type not in STRICT_TYPES:
+        return False
+    return data_digest_verdict(event_type, data, digests) is False
+
+
+_HASHLIB: dict[str, Callable[[bytes], Any]] = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
+
+
+def _all_match(digests: Iterable[tuple[str, bytes]], candidates: list[bytes]) -> bool | None:
     """True when one candidate hashes to every logged digest; None without digests."""
-    checks = []
-    for bank, digest in event.digests.items():
-        algorithm = hash_by_name(bank)
-        if algorithm is not None:
-            checks.append((algorithm, digest))
+    checks: list[tuple[Callable[[bytes], Any], bytes]] = []
+    for bank, digest in digests:
+        new = _HASHLIB.get(bank)
+        if new is None:
+            algorithm = hash_by_name(bank)
+            if algorithm is None:
+                continue
+            new = algorithm.new
+        checks.append((new, digest))
     if not checks:
         return None
-    return any(all(alg.digest(c) == d for alg, d in checks) for c in candidates)
+    for candidate in candidates:
+        for new, digest in checks:
+            if new(candidate).digest() != digest:
+                break
+        else:
+            return True
+    return False
 
 
 def _variable_candidates(data: bytes) -> list[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from soapattest.errors import EventLogDigestCountError
 from soapattest.tpm.eventlog.eventtypes import EV_NO_ACTION, event_type_name
@@ -96,6 +97,9 @@ class UntrustedEvent:
 
 # offset, pcr, event type, digests in ``columns`` order (b"" = not logged), data
 Record = tuple[int, int, int, tuple[bytes, ...], bytes]
+EventRow = tuple[int, int, int, tuple[bytes, ...], bytes]
+"""One event without an :class:`UntrustedEvent`: index, PCR, type, digests in
+``EventLog.columns`` order (``b""`` = not logged), data. Untrusted, like the event."""
 
 
 class CompactEvents:
@@ -171,6 +175,29 @@ class CompactEvents:
             self._events = events
         return events
 
+    def extending_events(self, pcr: int) -> tuple[UntrustedEvent, ...]:
+        """The events that extend ``pcr``, in log order, building only those (equal to
+        filtering :meth:`events`)."""
+        if self._events is not None:
+            return tuple(e for e in self._events if e.pcr == pcr and e.extends)
+        columns = self.columns
+        first = len(self.head)
+        event = UntrustedEvent
+        return tuple(e for e in self.head if e.pcr == pcr and e.extends) + tuple(
+            event(
+                first + i,
+                off,
+                epcr,
+                etype,
+                dict(zip(columns, digs, strict=True))
+                if b"" not in digs
+                else {c: d for c, d in zip(columns, digs, strict=True) if d},
+                data,
+            )
+            for i, (off, epcr, etype, digs, data) in enumerate(self.records)
+            if epcr == pcr and etype != EV_NO_ACTION
+        )
+
     def __len__(self) -> int:
         return len(self.head) + len(self.records)
 
@@ -232,6 +259,73 @@ class EventLog:
     def event_count(self) -> int:
         """Number of events, without building them."""
         return len(self.compact)
+
+    # Verifier hot path: the same facts as ``events`` without building them.
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Bank of each position of :data:`EventRow` digests and :meth:`extend_digests`."""
+        return self.compact.columns
+
+    def extending_events(self, pcr: int) -> tuple[UntrustedEvent, ...]:
+        """The events replay extends ``pcr`` with, in log order (builds only those)."""
+        return self.compact.extending_events(pcr)
+
+    def extended_pcrs(self) -> frozenset[int]:
+        """PCRs that at least one event extends (every type but EV_NO_ACTION)."""
+        return frozenset(self.compact.chains)
+
+    def extend_count(self, pcr: int) -> int:
+        """How many events extend ``pcr``."""
+        return len(self.compact.chains.get(pcr, ()))
+
+    def extend_digests(self, bank: str, pcr: int) -> tuple[bytes, ...]:
+        """The ``bank`` digests replay extends ``pcr`` with, in log order (``b""``: not logged).
+
+        Raises ``ValueError`` when ``bank`` is not a column of the log.
+        """
+        position = self.compact.columns.index(bank)
+        return tuple(map(itemgetter(position), self.compact.chains.get(pcr, ())))
+
+    def rows_of_types(self, types: frozenset[int]) -> dict[int, list[EventRow]]:
+        """Extending events whose type is in ``types``, by PCR, in log order, as rows."""
+        out: dict[int, list[EventRow]] = {}
+        compact = self.compact
+        columns = compact.columns
+        for ev in compact.head:
+            if ev.untrusted_type in types and ev.extends:
+                digests = tuple(ev.digests.get(c, b"") for c in columns)
+                row = (ev.index, ev.pcr, ev.untrusted_type, digests, ev.data)
+                out.setdefault(ev.pcr, []).append(row)
+        no_action = EV_NO_ACTION in types
+        for index, (_off, pcr, etype, digests, data) in enumerate(
+            compact.records, len(compact.head)
+        ):
+            if etype in types and not (no_action and etype == EV_NO_ACTION):
+                rows = out.get(pcr)
+                if rows is None:
+                    out[pcr] = [(index, pcr, etype, digests, data)]
+                else:
+                    rows.append((index, pcr, etype, digests, data))
+        return out
+
+    def row_digest_key(self, row: EventRow) -> tuple[object, ...]:
+        """A hashable value that determines :meth:`row_digests` of ``row`` (for memo keys)."""
+        compact = self.compact
+        if compact.records and row[0] >= len(compact.head):
+            return (compact.columns, row[3])
+        return (None, self.row_digests(row))
+
+    def row_digests(self, row: EventRow) -> tuple[tuple[str, bytes], ...]:
+        """The ``(bank, digest)`` pairs of the event of ``row``, as ``event.digests.items()``."""
+        index = row[0]
+        compact = self.compact
+        if compact.records and index >= len(compact.head):  # parsed: records follow the head
+            return tuple((c, d) for c, d in zip(compact.columns, row[3], strict=True) if d)
+        for ev in compact.head:
+            if ev.index == index:
+                return tuple(ev.digests.items())
+        raise ValueError(f"no event {index} in this log")
 
     @property
     def uintn_bytes(self) -> int:

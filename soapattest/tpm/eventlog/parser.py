@@ -16,6 +16,7 @@ event index and the byte offset in the log.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from soapattest.errors import (
     EventLogDigestCountError,
@@ -229,7 +230,21 @@ def _parse_agile(
     index = 1
     max_events = limits.max_events
     max_data = limits.max_event_data_bytes
+    run = _RUNS.get(count) if all_known else None
+    idle_runs = 0
     while pos < end:
+        if run is not None:
+            # Hot path: consecutive events of the SpecID layout that pass every
+            # check below; it stops before anything else, which this loop handles.
+            start = pos
+            pos, index = run(raw, pos, index, fast, expected_ids, max_events, max_data,
+                             records, chains, special)
+            if pos >= end:
+                break
+            if pos == start:
+                idle_runs += 1
+                if idle_runs > _MAX_IDLE_RUNS:  # an unusual layout: stop trying
+                    run = None
         if index >= max_events:
             _limit_events(index, pos, limits)
         if end - pos >= fast_size:
@@ -287,6 +302,126 @@ def _parse_agile(
         index += 1
     complete = tuple(c for i, c in enumerate(columns) if i not in incomplete)
     return CompactEvents(columns, complete, (first,), records, chains), special
+
+
+_MAX_IDLE_RUNS = 8
+
+
+def _run1(
+    raw: bytes, pos: int, index: int, fast: struct.Struct, ids: tuple[int, ...],
+    max_events: int, max_data: int, records: list[Record],
+    chains: dict[int, list[tuple[bytes, ...]]], special: list[int],
+) -> tuple[int, int]:
+    """Events with one digest in the SpecID layout, from ``pos``; ``(pos, index)`` after them.
+
+    Stops (without consuming) at the first event that is not of that layout or
+    fails a check of :func:`_parse_agile` (PCR index, size, event count).
+    """
+    (a1,) = ids
+    unpack, size = fast.unpack_from, fast.size
+    end = len(raw)
+    last = end - size
+    append = records.append
+    while pos <= last and index < max_events:
+        pcr, etype, n, x1, d1, esize = unpack(raw, pos)
+        p = pos + size
+        if n != 1 or x1 != a1 or pcr >= PCR_COUNT or esize > max_data or esize > end - p:
+            break
+        digests = (d1,)
+        append((pos, pcr, etype, digests, raw[p : p + esize]))
+        if etype != EV_NO_ACTION:
+            chain = chains.get(pcr)
+            if chain is None:
+                chains[pcr] = [digests]
+            else:
+                chain.append(digests)
+            if etype == EV_EFI_HCRTM_EVENT:
+                special.append(index)
+        else:
+            special.append(index)
+        pos = p + esize
+        index += 1
+    return pos, index
+
+
+def _run2(
+    raw: bytes, pos: int, index: int, fast: struct.Struct, ids: tuple[int, ...],
+    max_events: int, max_data: int, records: list[Record],
+    chains: dict[int, list[tuple[bytes, ...]]], special: list[int],
+) -> tuple[int, int]:
+    """:func:`_run1` for two digests."""
+    a1, a2 = ids
+    unpack, size = fast.unpack_from, fast.size
+    end = len(raw)
+    last = end - size
+    append = records.append
+    while pos <= last and index < max_events:
+        pcr, etype, n, x1, d1, x2, d2, esize = unpack(raw, pos)
+        p = pos + size
+        if (
+            n != 2 or x1 != a1 or x2 != a2 or pcr >= PCR_COUNT
+            or esize > max_data or esize > end - p
+        ):
+            break
+        digests = (d1, d2)
+        append((pos, pcr, etype, digests, raw[p : p + esize]))
+        if etype != EV_NO_ACTION:
+            chain = chains.get(pcr)
+            if chain is None:
+                chains[pcr] = [digests]
+            else:
+                chain.append(digests)
+            if etype == EV_EFI_HCRTM_EVENT:
+                special.append(index)
+        else:
+            special.append(index)
+        pos = p + esize
+        index += 1
+    return pos, index
+
+
+def _run3(
+    raw: bytes, pos: int, index: int, fast: struct.Struct, ids: tuple[int, ...],
+    max_events: int, max_data: int, records: list[Record],
+    chains: dict[int, list[tuple[bytes, ...]]], special: list[int],
+) -> tuple[int, int]:
+    """:func:`_run1` for three digests."""
+    a1, a2, a3 = ids
+    unpack, size = fast.unpack_from, fast.size
+    end = len(raw)
+    last = end - size
+    append = records.append
+    while pos <= last and index < max_events:
+        pcr, etype, n, x1, d1, x2, d2, x3, d3, esize = unpack(raw, pos)
+        p = pos + size
+        if (
+            n != 3 or x1 != a1 or x2 != a2 or x3 != a3 or pcr >= PCR_COUNT
+            or esize > max_data or esize > end - p
+        ):
+            break
+        digests = (d1, d2, d3)
+        append((pos, pcr, etype, digests, raw[p : p + esize]))
+        if etype != EV_NO_ACTION:
+            chain = chains.get(pcr)
+            if chain is None:
+                chains[pcr] = [digests]
+            else:
+                chain.append(digests)
+            if etype == EV_EFI_HCRTM_EVENT:
+                special.append(index)
+        else:
+            special.append(index)
+        pos = p + esize
+        index += 1
+    return pos, index
+
+
+_Run = Callable[
+    [bytes, int, int, struct.Struct, tuple[int, ...], int, int, list[Record],
+     dict[int, list[tuple[bytes, ...]]], list[int]],
+    tuple[int, int],
+]
+_RUNS: dict[int, _Run] = {1: _run1, 2: _run2, 3: _run3}
 
 
 def _digests_any_order(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from soapattest.errors import EventLogBankError
@@ -71,11 +72,14 @@ def replay(log: EventLog, *, banks: Iterable[str] | None = None) -> dict[str, di
     result: dict[str, dict[int, bytes]] = {}
     for position, bank in selected:
         new = _FAST_HASHES.get(bank) or _hash_of(bank)
+        zero = bytes(_digest_size(bank))
+        column = itemgetter(position)
         values: dict[int, bytes] = {}
         for pcr in pcrs:
-            value = initial_pcr_value(log, bank, pcr)
-            for digests in chains.get(pcr, empty):
-                value = new(value + digests[position]).digest()
+            # Rule 1 inline for the common PCRs; PCR 0 and the DRTM PCRs by the rules.
+            value = initial_pcr_value(log, bank, pcr) if pcr == 0 or pcr in DRTM_PCRS else zero
+            for digest in map(column, chains.get(pcr, empty)):
+                value = new(value + digest).digest()
             values[pcr] = value
         result[bank] = values
     return result
