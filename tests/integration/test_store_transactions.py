@@ -43,6 +43,7 @@ def _write_everything(store: Store, *, fail: bool) -> None:
         tx.nonces.issue("h", b"n" * 32, "quote", now=at(3), expires_at=at(60))
         tx.audit.record(actor="a", action="x", target_type="t", target="h", outcome="ok", at=at(3))
         tx.users.add("u", "hash", ("admin",), at(3))
+        tx.evidence.put(b"an event log", "eventlog", now=at(3))
         if fail:
             raise RuntimeError("something after the writes failed")
 
