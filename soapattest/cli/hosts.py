@@ -39,6 +39,12 @@ def host() -> None:
     help="A label (asset tag); repeatable.",
 )
 @click.option("--description", help="Free text.")
+@click.option(
+    "--agent-tls-fingerprint",
+    metavar="SHA256",
+    help="Pin the https agent's TLS certificate to this SHA-256 fingerprint (hex) instead "
+    "of the server's CA check or trust on first use.",
+)
 @cli_errors
 @with_client
 def host_add(
@@ -50,6 +56,7 @@ def host_add(
     policy: str | None,
     label_items: tuple[str, ...],
     description: str | None,
+    agent_tls_fingerprint: str | None,
 ) -> None:
     """Register host NAME whose trust agent listens at AGENT_URL.
 
@@ -63,6 +70,7 @@ def host_add(
         policy=policy,
         labels=inputs.labels(label_items),
         description=description,
+        agent_tls_fingerprint=agent_tls_fingerprint,
     )
     if as_json:
         echo_json(rd.host_json(info))

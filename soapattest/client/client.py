@@ -140,9 +140,11 @@ class AttestationClient:
         policy: str | None = None,
         labels: Mapping[str, str] | None = None,
         description: str | None = None,
+        agent_tls_fingerprint: str | None = None,
     ) -> HostInfo:
         """Register a host: the server validates its EK certificate and proves its AK by
-        credential activation first. Faults: Client.AlreadyExists,
+        credential activation first. ``agent_tls_fingerprint``: SHA-256 (hex) of the
+        agent's TLS certificate to pin (https agents). Faults: Client.AlreadyExists,
         Client.InvalidIdentity, Client.PolicyNotFound, Server.AgentUnreachable."""
         return cv.host_in(
             self._call(
@@ -153,6 +155,7 @@ class AttestationClient:
                 policy=policy or None,
                 labels=cv.labels_out(labels),
                 description=description or None,
+                agent_tls_fingerprint=agent_tls_fingerprint or None,
             )
         )
 
