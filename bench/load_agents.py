@@ -81,6 +81,7 @@ class LoadAgents:
 def _handler(agents: LoadAgents) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once
 
         def log_message(self, *_: Any) -> None:
             return

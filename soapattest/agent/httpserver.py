@@ -88,6 +88,7 @@ class QuietHandler(WSGIRequestHandler):
     """
 
     timeout = 30
+    disable_nagle_algorithm = True  # status line, headers and body leave without delay
 
     def setup(self) -> None:
         """With TLS: handshake now (under ``timeout``); a failure ends the connection."""

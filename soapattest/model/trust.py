@@ -96,8 +96,13 @@ class TrustReport:
         return tuple(c for c in self.checks if c.status in (CheckStatus.FAIL, CheckStatus.ERROR))
 
     def components(self) -> dict[str, TrustStatus]:
-        """Per-component verdict (``quote``, ``eventlog``, ``whitelist:<name>``, ...)."""
+        """Per-component verdict (``quote``, ``eventlog``, ``whitelist:<name>``, ...).
+
+        Components with only INFO checks (observations such as the policy used)
+        decide nothing and are left out.
+        """
         grouped: dict[str, list[Check]] = {}
         for check in self.checks:
-            grouped.setdefault(check.component, []).append(check)
+            if check.status is not CheckStatus.INFO:
+                grouped.setdefault(check.component, []).append(check)
         return {name: overall_status(checks) for name, checks in grouped.items()}

@@ -70,15 +70,17 @@ class Outcome:
     cached: bool = False
 
 
-def _plan(tx: Tx, name: str) -> Plan:
+def _plan(tx: Tx, name: str, ctx: ServerContext) -> Plan:
     host = tx.hosts.get(name)
     if host.identity is None:
         raise NoPolicyError(f"host '{name}' has no activated identity")
     policy_name = tx.hosts.effective_policy(name)
     if not policy_name:
         raise NoPolicyError(f"host '{name}' has no policy (neither its own nor its pool's)")
-    policy = tx.policies.get(policy_name)
-    whitelists = tuple(tx.whitelists.get(ref.name, ref.version) for ref in policy.whitelists)
+    policy = ctx.versions.policy(tx, policy_name)
+    whitelists = tuple(
+        ctx.versions.whitelist(tx, ref.name, ref.version) for ref in policy.whitelists
+    )
     validate_policy(policy, whitelists)
     return Plan(host, policy, whitelists)
 
@@ -242,7 +244,7 @@ def attest_host(ctx: ServerContext, actor: str, name: str) -> TrustReport:
     """
     validate.name(name, "host")
     with ctx.store.transaction(readonly=True) as tx:
-        plan = _plan(tx, name)
+        plan = _plan(tx, name, ctx)
     (job,) = _issue_nonces(ctx, [plan])
     _gather(ctx, job)
     return _finish(ctx, actor, [job])[0]
@@ -284,7 +286,7 @@ def _plans(ctx: ServerContext, names: Sequence[str]) -> dict[str, Plan | SoapAtt
         with ctx.store.transaction(readonly=True) as tx:
             for name in names:
                 try:
-                    out[name] = _plan(tx, name)
+                    out[name] = _plan(tx, name, ctx)
                 except (NotFoundError, NoPolicyError, PolicyError) as exc:
                     out[name] = exc
     except SoapAttestError:
@@ -294,7 +296,7 @@ def _plans(ctx: ServerContext, names: Sequence[str]) -> dict[str, Plan | SoapAtt
         for name in names:
             try:
                 with ctx.store.transaction(readonly=True) as tx:
-                    out[name] = _plan(tx, name)
+                    out[name] = _plan(tx, name, ctx)
             except SoapAttestError as exc:
                 out[name] = exc
     return out
@@ -367,7 +369,7 @@ def verify_caller_quote(
     """
     validate.name(name, "host")
     with ctx.store.transaction(readonly=True) as tx:
-        plan = _plan(tx, name)
+        plan = _plan(tx, name, ctx)
     assert plan.host.identity is not None
     now = ctx.clock()
     with ctx.store.transaction() as tx:

@@ -17,6 +17,7 @@ from soapattest.security.wssecurity import Authenticator
 from soapattest.server.agents import AgentPort, SoapAgentClient
 from soapattest.server.config import ServerConfig
 from soapattest.server.keys import SigningIdentity, load_signing_identity
+from soapattest.server.versions import VersionCache
 from soapattest.store import Store
 from soapattest.verify.ekcert import load_certificates
 
@@ -43,6 +44,7 @@ class ServerContext:
     ek_intermediates: tuple[x509.Certificate, ...] = ()
     clock: Callable[[], datetime] = utc_now
     random_bytes: Callable[[int], bytes] = os.urandom
+    versions: VersionCache = field(default_factory=VersionCache)
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @property

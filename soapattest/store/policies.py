@@ -109,6 +109,23 @@ class PolicyRepository:
             )
         return self._load(row.name, found)
 
+    def version_id(self, name: str, version: int | None = None) -> int:
+        """The immutable id of version ``version`` of ``name`` (None: the latest); see
+        :meth:`WhitelistRepository.version_id`. PolicyNotFoundError."""
+        row = active_policy(self._s, name)
+        if version is None:
+            return self._latest(row).id
+        found = self._s.scalars(
+            select(PolicyVersionRow.id).where(
+                PolicyVersionRow.policy_id == row.id, PolicyVersionRow.version == version
+            )
+        ).one_or_none()
+        if found is None:
+            raise PolicyNotFoundError(
+                f"policy {row.name!r} has no version {version}", name=row.name, version=version
+            )
+        return int(found)
+
     def versions(self, name: str) -> builtins.list[int]:
         """Every version number of ``name``, ascending. PolicyNotFoundError."""
         row = active_policy(self._s, name)

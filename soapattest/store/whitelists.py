@@ -103,6 +103,13 @@ class WhitelistRepository:
         wl = active_whitelist(self._s, name)
         return self._load(wl.name, whitelist_version(self._s, wl, version))
 
+    def version_id(self, name: str, version: int | None = None) -> int:
+        """The immutable id of version ``version`` of ``name`` (None: the latest): a cache
+        key that a deleted and re-created whitelist of the same name never reuses.
+        WhitelistNotFoundError."""
+        wl = active_whitelist(self._s, name)
+        return whitelist_version(self._s, wl, version).id
+
     def versions(self, name: str) -> builtins.list[int]:
         """Every version number of ``name``, ascending. WhitelistNotFoundError."""
         wl = active_whitelist(self._s, name)

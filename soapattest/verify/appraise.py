@@ -33,7 +33,7 @@ from soapattest.tpm.constants import hash_by_name
 from soapattest.tpm.eventlog import DEFAULT_LIMITS, EventLogLimits
 from soapattest.tpm.pcr import PcrSelection
 from soapattest.tpm.public import TpmPublic
-from soapattest.verify.checks import errored, info, passed, registered
+from soapattest.verify.checks import errored, fold_passes, info, passed, registered
 from soapattest.verify.eventlog import LogAppraisal, appraise_event_log
 from soapattest.verify.identity import KeyRules
 from soapattest.verify.ima import appraise_ima
@@ -274,7 +274,7 @@ def appraise(evidence: Evidence, inp: AppraisalInput) -> Appraisal:
     report = TrustReport(
         host=inp.host,
         status=overall_status(checks),
-        checks=tuple(checks),
+        checks=tuple(fold_passes(checks)),
         created_at=inp.now,
         policy=policy.name,
         policy_version=policy.version,

@@ -129,3 +129,65 @@ def remember(memo: Memo, key: tuple[object, ...], check: Check) -> Check:
         memo.clear()
     memo[key] = check
     return check
+
+
+# ---------------------------------------------------------------------------- folding
+
+_FOLDED_REASON: dict[str, Callable[[str, str, str, int], str]] = {
+    "eventlog.replay": lambda pcrs, bank, comp, n: (
+        f"PCRs {pcrs} ({bank}) replay to the quoted values"
+    ),
+    "eventlog.separator": lambda pcrs, bank, comp, n: (
+        f"PCRs {pcrs} each have one well-formed separator"
+    ),
+    "whitelist.pcr": lambda pcrs, bank, comp, n: (
+        f"PCRs {pcrs} ({bank}) match {comp.replace(':', ' ', 1)}"
+    ),
+    "whitelist.event": lambda pcrs, bank, comp, n: (
+        f"PCRs {pcrs} ({bank}): every event is in {comp.replace(':', ' ', 1)}"
+    ),
+}
+
+
+def pcr_ranges(pcrs: list[int]) -> str:
+    """``[0, 1, 2, 4]`` -> ``"0-2, 4"``."""
+    out: list[str] = []
+    start = prev = pcrs[0]
+    for p in [*pcrs[1:], None]:
+        if p is not None and p == prev + 1:
+            prev = p
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if p is not None:
+            start = prev = p
+    return ", ".join(out)
+
+
+def fold_passes(checks: list[Check]) -> list[Check]:
+    """Merge the per-PCR PASS checks of one step, bank and component into one check.
+
+    A report keeps every failure, error and observation as it is; what passed
+    for PCRs 0-7 alike is said once ("PCRs 0-7 (sha256) replay to the quoted
+    values"). Only the steps in ``_FOLDED_REASON`` are folded.
+    """
+    groups: dict[tuple[str, str, str], list[Check]] = {}
+    for c in checks:
+        if c.status is CheckStatus.PASS and c.pcr is not None and c.id in _FOLDED_REASON:
+            groups.setdefault((c.id, c.component, c.bank or ""), []).append(c)
+    if not any(len(g) > 1 for g in groups.values()):
+        return checks
+    out: list[Check] = []
+    emitted: set[tuple[str, str, str]] = set()
+    for c in checks:
+        key = (c.id, c.component, c.bank or "")
+        group = groups.get(key) if c.status is CheckStatus.PASS and c.pcr is not None else None
+        if group is None or len(group) == 1:
+            out.append(c)
+            continue
+        if key in emitted:
+            continue
+        emitted.add(key)
+        pcrs = sorted({g.pcr for g in group if g.pcr is not None})
+        reason = _FOLDED_REASON[c.id](pcr_ranges(pcrs), c.bank or "", c.component, len(group))
+        out.append(make_check(CheckStatus.PASS, c.id, c.component, reason, bank=c.bank))
+    return out

@@ -359,3 +359,28 @@ def test_every_real_log_appraises_trusted_against_its_own_golden_values(name: st
     wl = golden(host, bank=bank, pcrs=pcrs, kinds=(EntryKind.EVENT, EntryKind.PCR))  # type: ignore[arg-type]
     report = attest(host, policy(wl, banks=(bank,)), (wl,))
     assert report.status is TrustStatus.TRUSTED, failing(report)
+
+
+def test_components_leave_out_observation_only_groups() -> None:
+    host = Host(UBUNTU)
+    wl = golden(host)
+    components = attest(host, policy(wl), (wl,)).components()
+    assert "policy" not in components  # only an INFO check describes the policy
+    assert components["quote"] is TrustStatus.TRUSTED
+
+
+def test_per_pcr_passes_are_folded_but_failures_stay_individual() -> None:
+    from soapattest.verify.checks import pcr_ranges
+
+    assert pcr_ranges([0, 1, 2, 4, 6, 7]) == "0-2, 4, 6-7"
+    host = Host(UBUNTU)
+    wl = golden(host, kinds=(EntryKind.EVENT, EntryKind.PCR))
+    good = attest(host, policy(wl), (wl,))
+    replays = [c for c in good.checks if c.id == "eventlog.replay"]
+    assert len(replays) == 1 and replays[0].reason.startswith("PCRs 0-7 (sha256)")
+    host.tpm.extend(4, {b: os.urandom(len(v[0])) for b, v in host.tpm.pcrs.items()})
+    bad = attest(host, policy(wl), (wl,))
+    replays = [c for c in bad.checks if c.id == "eventlog.replay"]
+    assert [c.status.value for c in replays] == ["PASS", "FAIL"]
+    assert replays[0].reason.startswith("PCRs 0-3, 5-7 (sha256)")
+    assert replays[1].pcr == 4
