@@ -547,6 +547,15 @@ class ActivationError(IdentityError):
     """Credential activation failed: the AK is not proven to live beside the EK."""
 
 
+class IdentityInUseError(IdentityError):
+    """The TPM (its EK or its AK) is already bound to the active host ``host``: a second
+    registration would let one machine borrow another's trust (an agent relaying to it)."""
+
+    def __init__(self, message: str, *, host: str = "") -> None:
+        super().__init__(message)
+        self.host = host
+
+
 # --------------------------------------------------------------------------
 # Store (soapattest.store): lookups, uniqueness, versions, references, the database.
 # --------------------------------------------------------------------------

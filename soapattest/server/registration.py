@@ -12,7 +12,9 @@
    TPM holding both the EK and the AK can return the secret.
 6. A first quote with a fresh nonce verifies with the AK: records the
    qualifiedSigner and the clock baseline.
-7. Store host + identity + clock state + audit record in one transaction.
+7. Store host + identity + clock state + audit record in one transaction; the
+   TPM (its EK or AK) must not be bound to another active host already, else an
+   agent relaying to a trusted host's agent would borrow that host's trust.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from soapattest.errors import (
     EkCertificateError,
     HostExistsError,
     IdentityError,
+    IdentityInUseError,
     InvalidArgumentError,
     TpmFormatError,
 )
@@ -36,6 +39,7 @@ from soapattest.server import validate
 from soapattest.server.agents import AgentIdentity, EkInfo
 from soapattest.server.audit import audited
 from soapattest.server.context import ServerContext
+from soapattest.store import Tx
 from soapattest.tpm.credential import make_credential
 from soapattest.tpm.pcr import PcrSelection
 from soapattest.tpm.public import TpmPublic, parse_public
@@ -159,6 +163,19 @@ def prove_identity(ctx: ServerContext, url: str, pin: str = "") -> ProvenIdentit
     return ProvenIdentity(identity=identity, ek_type=ek_info.key_type, quote=verified)
 
 
+def _check_tpm_unbound(tx: Tx, name: str, identity: HostIdentity) -> None:
+    # 7. One TPM, one host: refuse an EK or AK another active host already has.
+    others = [
+        n for n in tx.hosts.holders_of(identity.ek_public, identity.ak_name) if n != name
+    ]
+    if others:
+        raise IdentityInUseError(
+            f"this TPM is already registered as host '{others[0]}' (same EK or AK); delete "
+            "that host first if the machine was renamed",
+            host=others[0],
+        )
+
+
 def register_host(
     ctx: ServerContext,
     actor: str,
@@ -190,6 +207,7 @@ def register_host(
         proven = prove_identity(ctx, host.agent_url, pin)  # 2-6.
         now = ctx.clock()
         with ctx.store.transaction() as tx:  # 7.
+            _check_tpm_unbound(tx, host.name, proven.identity)
             tx.hosts.add(host, now)
             tx.hosts.set_identity(host.name, proven.identity, now)
             tx.hosts.record_quote_state(host.name, proven.quote.state)
@@ -223,6 +241,7 @@ def reenroll_host(ctx: ServerContext, actor: str, name: str) -> Host:
         proven = prove_identity(ctx, host.agent_url, pin)
         now = ctx.clock()
         with ctx.store.transaction() as tx:
+            _check_tpm_unbound(tx, name, proven.identity)
             tx.hosts.set_identity(name, proven.identity, now)
             tx.hosts.record_quote_state(name, proven.quote.state)
             audit.details.update(ek_type=proven.ek_type, ak_name=proven.identity.ak_name.hex())

@@ -183,6 +183,15 @@ class HostRepository:
         )
         return [convert.identity_from_history(r) for r in rows]
 
+    def holders_of(self, ek_public: bytes, ak_name: bytes) -> builtins.list[str]:
+        """Names of the active hosts whose current identity has this EK public area or this
+        AK name (one TPM bound to several hosts), sorted."""
+        query = select(HostRow.name).where(
+            HostRow.deleted_at.is_(None),
+            (HostRow.ek_public == ek_public) | (HostRow.ak_name == ak_name),
+        )
+        return builtins.list(self._s.scalars(query.order_by(HostRow.name)))
+
     def record_quote_state(self, name: str, state: QuoteState) -> None:
         """Remember the clock state of the host's last verified quote. UnknownHostError."""
         columns = convert.quote_columns(state)
