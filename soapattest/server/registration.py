@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from soapattest.errors import (
     ActivationError,
+    AgentFaultError,
     EkCertificateError,
     HostExistsError,
     IdentityError,
@@ -139,7 +140,18 @@ def prove_identity(ctx: ServerContext, url: str, pin: str = "") -> ProvenIdentit
     # 5. Credential activation.
     secret = ctx.random_bytes(SECRET_BYTES)
     blob, encrypted = make_credential(ek, ak.name(), secret, random_bytes=ctx.random_bytes)
-    answer = ctx.agents.activate_credential(url, ek_info.key_type, blob, encrypted, pin=tls_pin)
+    try:
+        answer = ctx.agents.activate_credential(
+            url, ek_info.key_type, blob, encrypted, pin=tls_pin
+        )
+    except AgentFaultError as exc:
+        if exc.agent_code != "Client.CredentialRejected":
+            raise
+        # The TPM could not unwrap the credential: the AK does not live beside this EK.
+        raise ActivationError(
+            f"credential activation refused by the TPM (the AK is not bound to this EK): "
+            f"{exc.message}"
+        ) from exc
     if not hmac.compare_digest(answer, secret):
         raise ActivationError("credential activation returned the wrong secret")
     # 6. A first quote, verified with the now-trusted AK.

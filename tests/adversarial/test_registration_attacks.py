@@ -103,7 +103,7 @@ def _other_tpm(real: RealWorld, call: Call) -> Answer:
 
 ACTIVATION: list[tuple[str, Callable[[RealWorld, Call], Answer], str]] = [
     ("wrong-secret", _random_answer, "Client.InvalidIdentity"),
-    ("answered-by-another-tpm", _other_tpm, "Server.AgentFault"),
+    ("answered-by-another-tpm", _other_tpm, "Client.InvalidIdentity"),
 ]
 
 
@@ -117,7 +117,7 @@ def test_credential_activation_answered_wrongly_is_refused(
     before = real.snapshot()
     out = real.register(f"reg-act-{case}", agent.url)
     assert_defended(real, before, out, host=None, fault=fault)
-    if fault == "Server.AgentFault":  # the other TPM cannot unwrap a credential for this EK
+    if case == "answered-by-another-tpm":  # the other TPM cannot unwrap the credential
         assert "Client.CredentialRejected" in out.message
 
 
@@ -162,7 +162,7 @@ def test_identity_assembled_from_two_tpms_is_refused(real: RealWorld) -> None:
     agent.on("GetIdentity", mixed)
     before = real.snapshot()
     out = real.register("reg-two-tpms", agent.url)
-    assert_defended(real, before, out, host=None, fault="Server.AgentFault")
+    assert_defended(real, before, out, host=None, fault="Client.InvalidIdentity")
     assert "Client.CredentialRejected" in out.message
 
 
