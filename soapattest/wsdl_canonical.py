@@ -7,6 +7,8 @@ elements, each by name), pretty-prints, and can replace the SOAP address.
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 _XS = "{http://www.w3.org/2001/XMLSchema}"
@@ -32,3 +34,14 @@ def canonical_wsdl(document: bytes, *, location: str | None = None) -> bytes:
         for address in root.iter(_SOAP_ADDRESS):
             address.set("location", location)
     return bytes(etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8"))
+
+
+def generate_wsdl(app: Any, url: str) -> bytes:
+    """The WSDL of Spyne application ``app`` as served over HTTP, canonical, address ``url``."""
+    from spyne.interface.wsdl import Wsdl11
+    from spyne.server.wsgi import WsgiApplication
+
+    WsgiApplication(app)  # binds the HTTP transport URI, as when serving
+    wsdl = Wsdl11(app.interface)
+    wsdl.build_interface_document(url)
+    return canonical_wsdl(wsdl.get_interface_document(), location=url)

@@ -25,16 +25,9 @@ def canonical_wsdl(document: bytes, *, location: str | None = PLACEHOLDER_URL) -
 
 def generate_wsdl(url: str = PLACEHOLDER_URL) -> bytes:
     """The agent's WSDL as served over HTTP, in canonical form, with address ``url``."""
-    from spyne.interface.wsdl import Wsdl11
-    from spyne.server.wsgi import WsgiApplication
-
     from soapattest.agent.service import build_application
 
-    app = build_application(None)
-    WsgiApplication(app)  # binds the HTTP transport URI, as when serving
-    wsdl = Wsdl11(app.interface)
-    wsdl.build_interface_document(url)
-    return canonical_wsdl(wsdl.get_interface_document(), location=url)
+    return wsdl_canonical.generate_wsdl(build_application(None), url)
 
 
 def main() -> None:

@@ -9,22 +9,15 @@ from __future__ import annotations
 
 import sys
 
-from spyne.interface.wsdl import Wsdl11
-from spyne.server.wsgi import WsgiApplication
-
+from soapattest import wsdl_canonical
 from soapattest.service.app import build_application
-from soapattest.wsdl_canonical import canonical_wsdl
 
 PLACEHOLDER_URL = "http://localhost:8080/"
 
 
 def generate_wsdl(url: str = PLACEHOLDER_URL) -> bytes:
     """The WSDL as served over HTTP, in canonical form, with SOAP address ``url``."""
-    app = build_application(None)
-    WsgiApplication(app)  # binds the HTTP transport URI, as when serving
-    wsdl = Wsdl11(app.interface)
-    wsdl.build_interface_document(url)
-    return canonical_wsdl(wsdl.get_interface_document(), location=url)
+    return wsdl_canonical.generate_wsdl(build_application(None), url)
 
 
 def main() -> None:
