@@ -39,6 +39,9 @@ class ServerConfig:
     - ``tls_cert`` / ``tls_key``: PEM certificate and key: serve HTTPS (PasswordText
       UsernameTokens are accepted only then). ``tls_client_ca``: require client
       certificates issued by this CA (mutual TLS) in addition to the UsernameToken.
+    - ``forwarded_allow_ips``: behind a TLS-terminating proxy, the proxy addresses
+      (comma separated) whose X-Forwarded-Proto header is believed; only then does a
+      request count as received over TLS (PasswordText). Empty: no proxy is trusted.
 
     [database]
     - ``url``: SQLAlchemy URL; default ``sqlite:///<state_dir>/soapattest.sqlite``.
@@ -101,6 +104,7 @@ class ServerConfig:
     saml_issuer: str = "urn:soapattest:server"
     saml_validity: int = 300
     log_level: str = "INFO"
+    forwarded_allow_ips: str = ""
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -234,6 +238,7 @@ _FIELDS: dict[tuple[str, str], tuple[str, Any]] = {
     ("saml", "certificate"): ("saml_certificate", lambda v: Path(v) if v.strip() else None),
     ("saml", "issuer"): ("saml_issuer", str),
     ("saml", "validity"): ("saml_validity", int),
+    ("server", "forwarded_allow_ips"): ("forwarded_allow_ips", str),
     ("server", "tls_cert"): ("tls_cert", _optional_path),
     ("server", "tls_key"): ("tls_key", _optional_path),
     ("server", "tls_client_ca"): ("tls_client_ca", _optional_path),

@@ -52,6 +52,8 @@ def serve(config: ServerConfig) -> None:
                 "loglevel": config.log_level.lower(),
                 "proc_name": "soapattest",
             }
+            # Believe X-Forwarded-Proto only from the configured proxies (none by default).
+            options["forwarded_allow_ips"] = config.forwarded_allow_ips
             if config.tls_cert is not None:
                 options["certfile"] = str(config.tls_cert)
                 options["keyfile"] = str(config.tls_key)

@@ -321,7 +321,7 @@ def _create_append_only_triggers() -> None:
                 "FOR EACH STATEMENT EXECUTE FUNCTION soapattest_refuse_change()"
             )
     else:  # pragma: no cover - the store only accepts these two
-        raise NotImplementedError(f"no append-only triggers for {dialect}")
+        raise RuntimeError(f"no append-only triggers for the {dialect} dialect")
 
 
 def downgrade() -> None:
