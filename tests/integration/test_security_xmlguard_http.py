@@ -6,6 +6,7 @@ application that reports what reached it as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,6 +59,11 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    def kill(p: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)  # the master and any worker it forked
+        p.wait(5)
+
     for _ in range(5):
         port = _free_port()
         env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -67,19 +73,22 @@ def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                  "1", "--timeout", "30", f"{__name__}:app"],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         up = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/?wsdl", timeout=2)
-                up = True
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/?wsdl", timeout=2)
+                    up = True
+                    break
+                except requests.RequestException:
+                    time.sleep(0.1)
+        except BaseException:
+            kill(proc)
+            raise
         if up:
             break
-        proc.kill()
-        proc.wait(5)
+        kill(proc)
     else:
         raise AssertionError(f"gunicorn did not start: {log.read_text()}")
     try:
