@@ -52,6 +52,7 @@ from soapattest.errors import (
     ConfigError,
 )
 from soapattest.security.tls import client_context, fingerprint, normalize_fingerprint
+from soapattest.server.deadlines import CallDeadlines, DeadlineAdapter
 from soapattest.tpm.constants import hash_by_name
 from soapattest.tpm.pcr import PcrSelection, PcrValues
 
@@ -322,7 +323,7 @@ class _TlsContexts:
         }
 
 
-class _AgentTlsAdapter(HTTPAdapter):
+class _AgentTlsAdapter(DeadlineAdapter):
     """requests adapter: our SSL contexts and the request's pin, nothing from requests'
     own CA handling (``cert_verify`` would load certifi's bundle into our contexts)."""
 
@@ -366,12 +367,14 @@ class SoapAgentClient:
         self.max_response_bytes = max_response_bytes
         self._tls = _TlsContexts(ca_bundle, client_cert, client_key)
         self._local = threading.local()
+        self._deadlines = CallDeadlines()
 
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
             session.trust_env = False  # never route agent traffic through a proxy
+            session.mount("http://", DeadlineAdapter(max_retries=0))
             session.mount("https://", _AgentTlsAdapter(self._tls))
             self._local.session = session
         return session
@@ -434,32 +437,35 @@ class SoapAgentClient:
     ) -> etree._Element:
         data = encode_request(operation, body)
         headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{operation}"'}
+        late = f"{operation}: the agent at {url} did not answer within {self.timeout:g} s"
         try:
-            with self._post(url, data, headers, pin) as resp:
-                content_type = resp.headers.get("Content-Type", "")
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_content(65536):
-                    size += len(chunk)
-                    if size > self.max_response_bytes:
-                        raise AgentResponseError(
-                            f"{operation}: the agent's answer exceeds {self.max_response_bytes} "
-                            "bytes"
-                        )
-                    chunks.append(chunk)
-        except requests.exceptions.SSLError as exc:
-            reason = str(exc.args[0] if exc.args else exc)[-300:]
-            raise AgentTlsError(
-                f"{operation}: TLS with the agent at {url} failed: {reason}"
-            ) from None
-        except requests.Timeout:
-            raise AgentUnreachableError(
-                f"{operation}: the agent at {url} did not answer within {self.timeout:g} s"
-            ) from None
+            # self.timeout bounds the whole exchange, not only each read (see deadlines.py).
+            with self._deadlines.guard(self.timeout) as call:
+                with self._post(url, data, headers, pin) as resp:
+                    content_type = resp.headers.get("Content-Type", "")
+                    chunks: list[bytes] = []
+                    size = 0
+                    for chunk in resp.iter_content(65536):
+                        size += len(chunk)
+                        if size > self.max_response_bytes:
+                            raise AgentResponseError(
+                                f"{operation}: the agent's answer exceeds "
+                                f"{self.max_response_bytes} bytes"
+                            )
+                        chunks.append(chunk)
         except requests.RequestException as exc:
+            if call.expired or isinstance(exc, requests.Timeout):
+                raise AgentUnreachableError(late) from None
+            if isinstance(exc, requests.exceptions.SSLError):
+                reason = str(exc.args[0] if exc.args else exc)[-300:]
+                raise AgentTlsError(
+                    f"{operation}: TLS with the agent at {url} failed: {reason}"
+                ) from None
             raise AgentUnreachableError(
                 f"{operation}: cannot reach the agent at {url}: {type(exc).__name__}"
             ) from None
+        if call.expired:  # cut off, and what arrived looked like a whole answer
+            raise AgentUnreachableError(late)
         if "xml" not in content_type:
             raise AgentResponseError(
                 f"{operation}: the agent answered HTTP {resp.status_code} "
