@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done  # bench_load.py: 10 minutes
 
 bootstrap: $(STAMP)
 

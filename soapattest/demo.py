@@ -75,7 +75,7 @@ def write_server_config(directory: Path, port: int, root: Path, intermediate: Pa
         "[server]\n"
         f"listen = 127.0.0.1:{port}\n"
         "workers = 2\n"
-        "threads = 16\n"
+        "threads = 4\n"
         f"state_dir = {directory / 'state'}\n"
         "[trust]\n"
         f"ek_roots = {root}\n"

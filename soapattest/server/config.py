@@ -32,7 +32,9 @@ class ServerConfig:
     [server]
     - ``listen``: host:port of the SOAP endpoint (default 127.0.0.1:8080).
     - ``workers``: gunicorn worker processes (1..64).
-    - ``threads``: threads per worker (1..256): bulk attestation waits on agents.
+    - ``threads``: concurrent requests per worker (1..256). Bulk attestation waits on
+      agents on its own pool (``bulk_concurrency``), so a few threads suffice; with
+      SQLite more threads mostly queue on the single writer (higher tail latency).
     - ``public_url``: URL written into the WSDL's soap:address (default: from listen).
     - ``state_dir``: where the embedded database and generated keys live.
     - ``max_request_bytes``: larger SOAP requests are refused (4 KiB..64 MiB).
@@ -84,7 +86,7 @@ class ServerConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8080
     workers: int = 2
-    threads: int = 16
+    threads: int = 4
     public_url: str = ""
     state_dir: Path = Path("var")
     max_request_bytes: int = 4 * 1024 * 1024
