@@ -57,6 +57,7 @@ from soapattest.errors import (
     XmlTooDeepError,
 )
 from soapattest.security.wssecurity import SECURITY_TAG
+from soapattest.security.xmlparse import hardened_parser
 
 log = logging.getLogger("soapattest.security.xml")
 
@@ -95,16 +96,7 @@ def fault_body(code: str, message: str) -> bytes:
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=False,
-        strip_cdata=False,
-    )
+    return hardened_parser(keep_processing_instructions=True)
 
 
 def _prolog_has_dtd(data: bytes) -> bool:

@@ -52,6 +52,7 @@ from soapattest.errors import (
     ConfigError,
 )
 from soapattest.security.tls import client_context, fingerprint, normalize_fingerprint
+from soapattest.security.xmlparse import hardened_parser
 from soapattest.server.deadlines import CallDeadlines, DeadlineAdapter
 from soapattest.tpm.constants import hash_by_name
 from soapattest.tpm.pcr import PcrSelection, PcrValues
@@ -124,15 +125,7 @@ class AgentPort(Protocol):
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    return hardened_parser()
 
 
 def _q(local: str) -> str:
