@@ -15,7 +15,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check soapattest tests bench
 	$(BIN)/mypy
-	SOAPATTEST_REQUIRE_POSTGRES=1 $(BIN)/pytest -n 2 --timeout 600
+	SOAPATTEST_REQUIRE_POSTGRES=1 SOAPATTEST_REQUIRE_SWTPM=1 $(BIN)/pytest -n 2 --timeout 600
 
 lint: $(STAMP)
 	$(BIN)/ruff check soapattest tests bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,16 @@ _BUNDLED = ROOT / "tests" / "data" / "real"
 DATA_DIR = Path(os.environ.get("SOAPATTEST_TEST_DATA", _SHARED if _SHARED.is_dir() else _BUNDLED))
 EVENTLOG_DIR = DATA_DIR / "eventlogs"
 IMA_DIR = DATA_DIR / "ima"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``make test`` (SOAPATTEST_REQUIRE_SWTPM=1) a missing swtpm is an error, so
+    that the TPM-backed tests can never be skipped silently."""
+    if os.environ.get("SOAPATTEST_REQUIRE_SWTPM") == "1":
+        missing = [t for t in ("swtpm", "swtpm_setup") if shutil.which(t) is None]
+        if missing:
+            raise pytest.UsageError(f"SOAPATTEST_REQUIRE_SWTPM=1 but {', '.join(missing)} "
+                                    "is not installed (make bootstrap installs it)")
 
 
 @pytest.fixture(scope="session")
