@@ -336,6 +336,17 @@ class RequestTooLargeError(AgentError):
         self.limit = limit
 
 
+class RequestTimeoutError(SoapAttestError):
+    """The request body did not arrive within the configured time (a slow or stalled
+    client); ``limit`` is that time in seconds."""
+
+    code = "Client.RequestTimeout"
+
+    def __init__(self, message: str, *, limit: float) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class AgentConfigError(AgentError):
     """The agent configuration (file or flags) is invalid; ``option`` names the setting."""
 

@@ -38,10 +38,12 @@ On success the WSGI environ carries, for the application behind:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
 import re
+import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 from xml.sax.saxutils import escape
@@ -51,6 +53,7 @@ from lxml import etree
 from soapattest.errors import (
     InvalidEnvelopeError,
     MustUnderstandError,
+    RequestTimeoutError,
     RequestTooLargeError,
     SoapAttestError,
     XmlForbiddenError,
@@ -259,10 +262,12 @@ class XmlGuard:
         max_depth: int = 64,
         allowed_headers: Collection[str] = DEFAULT_ALLOWED_HEADERS,
         service_namespace: str | None = None,
+        read_timeout: float = 15.0,
     ) -> None:
-        if max_bytes < 256 or not 4 <= max_depth <= 255:
-            raise ValueError("max_bytes >= 256 and max_depth within 4..255")
+        if max_bytes < 256 or not 4 <= max_depth <= 255 or not 0 < read_timeout <= 3600:
+            raise ValueError("max_bytes >= 256, max_depth within 4..255, read_timeout > 0")
         self.app = app
+        self.read_timeout = read_timeout
         self.max_bytes = max_bytes
         self.max_depth = max_depth
         self.allowed_headers = frozenset(allowed_headers)
@@ -291,6 +296,23 @@ class XmlGuard:
         return self.app(environ, start_response)
 
     def _read(self, environ: dict[str, Any]) -> bytes:
+        """The body, read within ``read_timeout`` in total when the server exposes its socket
+        (gunicorn: ``gunicorn.socket``): a client dripping a body cannot hold a thread."""
+        sock = environ.get("gunicorn.socket")
+        deadline = time.monotonic() + self.read_timeout
+        try:
+            return self._read_body(environ, sock, deadline)
+        except (TimeoutError, OSError) as exc:
+            raise RequestTimeoutError(
+                f"the request body did not arrive within {self.read_timeout:g} s",
+                limit=self.read_timeout,
+            ) from exc
+        finally:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(None)
+
+    def _read_body(self, environ: dict[str, Any], sock: Any, deadline: float) -> bytes:
         stream = environ["wsgi.input"]
         length_text = (environ.get("CONTENT_LENGTH") or "").strip()
         if length_text:
@@ -302,14 +324,14 @@ class XmlGuard:
                     f"request of {length} bytes exceeds the limit of {self.max_bytes} bytes",
                     size=length, limit=self.max_bytes,
                 )
-            data = _read_exactly(stream, length)
+            data = _read_exactly(stream, length, sock, deadline)
             if len(data) != length:
                 raise InvalidEnvelopeError("the request body is shorter than its Content-Length")
             return data
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
         if not (environ.get("wsgi.input_terminated") or chunked):
             raise InvalidEnvelopeError("a Content-Length (or a chunked body) is required")
-        data = _read_exactly(stream, self.max_bytes + 1)
+        data = _read_exactly(stream, self.max_bytes + 1, sock, deadline)
         if len(data) > self.max_bytes:
             raise RequestTooLargeError(
                 f"chunked request exceeds the limit of {self.max_bytes} bytes",
@@ -327,15 +349,23 @@ class XmlGuard:
         start_response("500 Internal Server Error", [
             ("Content-Type", "text/xml; charset=utf-8"),
             ("Content-Length", str(len(body))),
+            # The rest of a refused body is never read: do not keep the connection.
+            ("Connection", "close"),
         ])
         return [body]
 
 
-def _read_exactly(stream: Any, limit: int) -> bytes:
-    """Read until EOF or ``limit`` bytes, in bounded chunks."""
+def _read_exactly(stream: Any, limit: int, sock: Any = None, deadline: float = 0.0) -> bytes:
+    """Read until EOF or ``limit`` bytes, in bounded chunks; with ``sock``, every read
+    must complete before ``deadline`` (raises TimeoutError)."""
     chunks: list[bytes] = []
     size = 0
     while size < limit:
+        if sock is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("request body deadline passed")
+            sock.settimeout(remaining)
         chunk = stream.read(min(65536, limit - size))
         if not chunk:
             break

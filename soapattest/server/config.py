@@ -38,6 +38,8 @@ class ServerConfig:
     - ``public_url``: URL written into the WSDL's soap:address (default: from listen).
     - ``state_dir``: where the embedded database and generated keys live.
     - ``max_request_bytes``: larger SOAP requests are refused (4 KiB..64 MiB).
+    - ``request_timeout``: seconds a client has to send a whole request body (1..300);
+      a slower client gets ``Client.RequestTimeout`` and its thread is freed.
     - ``tls_cert`` / ``tls_key``: PEM certificate and key: serve HTTPS (PasswordText
       UsernameTokens are accepted only then). ``tls_client_ca``: require client
       certificates issued by this CA (mutual TLS) in addition to the UsernameToken.
@@ -90,6 +92,7 @@ class ServerConfig:
     public_url: str = ""
     state_dir: Path = Path("var")
     max_request_bytes: int = 4 * 1024 * 1024
+    request_timeout: float = 15.0
     database_url: str = ""
     busy_timeout: float = 10.0
     nonce_ttl: int = 120
@@ -126,6 +129,7 @@ class ServerConfig:
             "server.max_request_bytes",
             "max_request_bytes must be within 4096..67108864",
         )
+        _check(1 <= self.request_timeout <= 300, "server.request_timeout", "must be 1..300")
         _check(1 <= self.busy_timeout <= 120, "database.busy_timeout", "must be within 1..120")
         _check(5 <= self.nonce_ttl <= 3600, "attestation.nonce_ttl", "must be within 5..3600")
         _check(1 <= self.agent_timeout <= 300, "attestation.agent_timeout", "must be 1..300")
@@ -224,6 +228,7 @@ _FIELDS: dict[tuple[str, str], tuple[str, Any]] = {
     ("server", "public_url"): ("public_url", str),
     ("server", "state_dir"): ("state_dir", Path),
     ("server", "max_request_bytes"): ("max_request_bytes", int),
+    ("server", "request_timeout"): ("request_timeout", float),
     ("server", "log_level"): ("log_level", str.upper),
     ("database", "url"): ("database_url", str),
     ("database", "busy_timeout"): ("busy_timeout", float),

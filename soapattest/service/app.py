@@ -87,4 +87,9 @@ def build_wsgi(ctx: ServerContext) -> Any:
     app = build_application(ctx)
     check_table_covers(_operations())
     spyne_wsgi = WsgiApplication(app, max_content_length=ctx.config.max_request_bytes)
-    return XmlGuard(spyne_wsgi, max_bytes=ctx.config.max_request_bytes, service_namespace=NS)
+    return XmlGuard(
+        spyne_wsgi,
+        max_bytes=ctx.config.max_request_bytes,
+        service_namespace=NS,
+        read_timeout=ctx.config.request_timeout,
+    )
