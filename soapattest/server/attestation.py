@@ -72,10 +72,9 @@ class Outcome:
 
 
 def _plan(tx: Tx, name: str, ctx: ServerContext) -> Plan:
-    host = tx.hosts.get(name)
+    host, policy_name = tx.hosts.get_with_policy(name)
     if host.identity is None:
         raise NoPolicyError(f"host '{name}' has no activated identity")
-    policy_name = tx.hosts.effective_policy(name)
     if not policy_name:
         raise NoPolicyError(f"host '{name}' has no policy (neither its own nor its pool's)")
     policy = ctx.versions.policy(tx, policy_name)

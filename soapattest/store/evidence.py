@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,17 +25,20 @@ class EvidenceRepository:
         """Store ``data`` unless already there; return its SHA-256."""
         validate.blob(data, "data")
         digest = hashlib.sha256(data).digest()
-        if self._s.get(EvidenceRow, digest) is None:
-            with self._s.begin_nested():
-                self._s.add(
-                    EvidenceRow(
-                        sha256=digest,
-                        kind=validate.name(kind, "kind", length=32),
-                        size=len(data),
-                        data=data,
-                        created_at=validate.utc(now, "now"),
-                    )
-                )
+        known = self._s.scalar(select(EvidenceRow.sha256).where(EvidenceRow.sha256 == digest))
+        if known is None:
+            row = EvidenceRow(
+                sha256=digest,
+                kind=validate.name(kind, "kind", length=32),
+                size=len(data),
+                data=data,
+                created_at=validate.utc(now, "now"),
+            )
+            try:
+                with self._s.begin_nested():  # a savepoint: losing a race keeps the transaction
+                    self._s.add(row)
+            except sa_exc.IntegrityError:
+                pass  # a concurrent transaction stored the same bytes first: same content
         return digest
 
     def get(self, sha256: bytes) -> bytes | None:

@@ -202,7 +202,14 @@ class HostRepository:
 
     def effective_policy(self, name: str) -> str | None:
         """The host's own policy, else its pool's, else None. UnknownHostError."""
+        return self._effective(active_host(self._s, name))
+
+    def get_with_policy(self, name: str) -> tuple[Host, str | None]:
+        """The active host and its effective policy, from one host lookup. UnknownHostError."""
         row = active_host(self._s, name)
+        return convert.host_from_row(row), self._effective(row)
+
+    def _effective(self, row: HostRow) -> str | None:
         if row.policy:
             return row.policy
         if row.pool:
