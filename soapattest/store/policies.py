@@ -29,6 +29,7 @@ from soapattest.store.orm import (
 from soapattest.store.queries import (
     active_policy,
     active_whitelist,
+    add_version,
     latest_policy_versions,
     whitelist_version,
 )
@@ -217,16 +218,7 @@ class PolicyRepository:
             created_by=actor,
             **convert.policy_values(policy),
         )
-        self._s.add(version)
-        try:
-            self._s.flush()
-        except sa_exc.IntegrityError as exc:  # another writer took this version number
-            raise VersionConflictError(
-                f"policy {row.name!r} version {number} was written concurrently",
-                name=row.name,
-                expected=number - 1,
-                actual=number,
-            ) from exc
+        add_version(self._s, version, "policy", row.name, number)
         for position, ref in enumerate(policy.whitelists):
             self._s.add(
                 PolicyWhitelistRefRow(

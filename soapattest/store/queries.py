@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, func, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
-from soapattest.errors import PolicyNotFoundError, UnknownHostError, WhitelistNotFoundError
+from soapattest.errors import (
+    PolicyNotFoundError,
+    UnknownHostError,
+    VersionConflictError,
+    WhitelistNotFoundError,
+)
 from soapattest.store.orm import (
     HostRow,
     PolicyRow,
@@ -118,3 +124,21 @@ def latest_whitelist_versions() -> Select[WhitelistVersionRow, str]:
         )
         .where(WhitelistRow.deleted_at.is_(None))
     )
+
+
+def add_version(session: Session, row: object, kind: str, name: str, number: int) -> None:
+    """Insert version row ``row`` (version ``number`` of ``kind`` ``name``) and flush.
+
+    The (object, version) unique constraint decides between concurrent writers:
+    the loser gets VersionConflictError and writes nothing.
+    """
+    session.add(row)
+    try:
+        session.flush()
+    except sa_exc.IntegrityError as exc:  # another writer took this version number
+        raise VersionConflictError(
+            f"{kind} {name!r} version {number} was written concurrently",
+            name=name,
+            expected=number - 1,
+            actual=number,
+        ) from exc

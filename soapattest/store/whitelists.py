@@ -28,6 +28,7 @@ from soapattest.store.orm import (
 )
 from soapattest.store.queries import (
     active_whitelist,
+    add_version,
     latest_policy_versions,
     latest_whitelist_versions,
     whitelist_version,
@@ -286,16 +287,7 @@ class WhitelistRepository:
             created_at=now,
             created_by=actor,
         )
-        self._s.add(version)
-        try:
-            self._s.flush()
-        except sa_exc.IntegrityError as exc:  # another writer took this version number
-            raise VersionConflictError(
-                f"whitelist {wl.name!r} version {number} was written concurrently",
-                name=wl.name,
-                expected=number - 1,
-                actual=number,
-            ) from exc
+        add_version(self._s, version, "whitelist", wl.name, number)
         self._s.execute(
             insert(WhitelistEntryRow),
             [convert.entry_values(version.id, i, e) for i, e in enumerate(entries)],
