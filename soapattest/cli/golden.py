@@ -30,6 +30,13 @@ ENTRY_FILE = click.Path(path_type=Path, dir_okay=False, exists=True)
 BANKS = click.Choice(["sha1", "sha256", "sha384", "sha512", "sm3_256"])
 
 
+
+expected_version_option = click.option(
+    "--expected-version",
+    type=click.IntRange(1),
+    help="Refuse unless this is the latest version (optimistic locking).",
+)
+
 @click.group(epilog=PRECEDENCE_HELP)
 def whitelist() -> None:
     """Whitelists of golden measurements (every change makes a new version).
@@ -215,11 +222,7 @@ def whitelist_diff(
 @whitelist.command("add", epilog=PRECEDENCE_HELP)
 @click.argument("name")
 @click.argument("file", type=ENTRY_FILE)
-@click.option(
-    "--expected-version",
-    type=click.IntRange(1),
-    help="Refuse unless this is the latest version (optimistic locking).",
-)
+@expected_version_option
 @cli_errors
 @with_client
 def whitelist_add(
@@ -235,11 +238,7 @@ def whitelist_add(
 @whitelist.command("remove", epilog=PRECEDENCE_HELP)
 @click.argument("name")
 @click.argument("file", type=ENTRY_FILE)
-@click.option(
-    "--expected-version",
-    type=click.IntRange(1),
-    help="Refuse unless this is the latest version (optimistic locking).",
-)
+@expected_version_option
 @cli_errors
 @with_client
 def whitelist_remove(
@@ -436,11 +435,7 @@ def policy_create(client: AttestationClient, as_json: bool, name: str, **opts: o
 @policy.command("update", epilog=PRECEDENCE_HELP)
 @click.argument("name")
 @_policy_options
-@click.option(
-    "--expected-version",
-    type=click.IntRange(1),
-    help="Refuse unless this is the latest version (optimistic locking).",
-)
+@expected_version_option
 @cli_errors
 @with_client
 def policy_update(
