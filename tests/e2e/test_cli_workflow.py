@@ -214,7 +214,12 @@ def test_whitelist_versions_and_csv(run: Cli, flow: SimpleNamespace, tmp_path: P
     assert run.json("whitelist", "delete", "versions")["deleted"] is True
 
 
-def test_policy_create_assign_show(run: Cli, flow: SimpleNamespace) -> None:
+def test_policy_create_assign_show(run: Cli, flow: SimpleNamespace, tmp_path: Path) -> None:
+    # A second whitelist of its own (tests of this module may run on other xdist workers,
+    # each with its own server, so no test relies on another one's objects).
+    saved = tmp_path / "golden.json"
+    saved.write_text(ok(run("whitelist", "show", "golden", "--json")).stdout)
+    run.json("whitelist", "create", "golden-alt", str(saved))
     assert flow.policy["whitelists"] == [{"name": "golden", "version": None}]
     assert flow.assigned == {"policy": "golden-policy", "pool": POOL, "assigned": True}
     shown = run.json("policy", "show", "golden-policy")
@@ -226,7 +231,7 @@ def test_policy_create_assign_show(run: Cli, flow: SimpleNamespace) -> None:
         "--whitelist",
         "golden@1",
         "--whitelist",
-        "golden-copy",
+        "golden-alt",
         "--combine",
         "ANY_OF",
         "--secure-boot",
