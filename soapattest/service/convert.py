@@ -160,7 +160,7 @@ def names_in(items: Any, argument: str = "host") -> list[str]:
 
 def pcr_values_out(values: PcrValues) -> list[w.PcrValue]:
     return [
-        w.PcrValue(bank=bank, index=pcr, value=[value])
+        w.new(w.PcrValue, bank=bank, index=pcr, value=[value])
         for bank in sorted(values)
         for pcr, value in sorted(values[bank].items())
     ]
@@ -185,7 +185,8 @@ def host_out(h: Host, effective_policy: str | None = None) -> w.HostInfo:
 
 
 def check_out(c: Check) -> w.Check:
-    return w.Check(
+    return w.new(
+        w.Check,
         id=c.id,
         component=c.component,
         status=c.status.value,
@@ -199,14 +200,15 @@ def check_out(c: Check) -> w.Check:
 
 
 def report_out(r: TrustReport) -> w.TrustReport:
-    return w.TrustReport(
+    return w.new(
+        w.TrustReport,
         report_id=r.report_id,
         host=r.host,
         status=r.status.value,
         created_at=r.created_at,
         policy=r.policy,
         policy_version=r.policy_version,
-        whitelist=[w.WhitelistVersion(name=n, version=v) for n, v in r.whitelists],
+        whitelist=[w.new(w.WhitelistVersion, name=n, version=v) for n, v in r.whitelists],
         check=[check_out(c) for c in r.checks],
         pcr=pcr_values_out({b: dict(v) for b, v in r.pcrs.items()}),
         reset_count=r.reset_count,
@@ -277,7 +279,8 @@ def decision_out(d: PlacementDecision) -> w.PlacementDecision:
 def host_trust_out(
     host: str, report: TrustReport | None, *, cached: bool, code: str = "", message: str = ""
 ) -> w.HostTrust:
-    return w.HostTrust(
+    return w.new(
+        w.HostTrust,
         host=host,
         status=report.status.value if report else None,
         cached=cached,

@@ -9,7 +9,8 @@ documentation and constraints that end up in the WSDL; binary values are
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, TypeVar
 
 from spyne import ComplexModel
 from spyne.model.binary import ByteArray
@@ -23,6 +24,31 @@ from spyne.model.primitive import (
 
 NS = "urn:soapattest:v1"
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9._-]{0,62}"
+
+
+M = TypeVar("M", bound=ComplexModel)
+_IMMUTABLE = (type(None), str, int, bool, bytes)
+
+
+@functools.cache
+def _blank(cls: type[ComplexModel]) -> dict[str, Any] | None:
+    """The attributes Spyne gives a fresh instance of ``cls`` (None: not all immutable)."""
+    state = dict(cls().__dict__)
+    return state if all(isinstance(v, _IMMUTABLE) for v in state.values()) else None
+
+
+def new(cls: type[M], **values: Any) -> M:
+    """``cls(**values)`` for a response object, without Spyne's per-instance walk over the
+    type's fields (the defaults are taken once from a real instance). Responses are built
+    by the thousand; the walk cost more than writing them out."""
+    blank = _blank(cls)
+    if blank is None:
+        return cls(**values)
+    inst = object.__new__(cls)
+    state = inst.__dict__
+    state.update(blank)
+    state.update(values)
+    return inst
 
 
 def req(model: Any, **kw: Any) -> Any:

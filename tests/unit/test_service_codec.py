@@ -268,3 +268,25 @@ def test_datetimes_are_written_with_their_offset() -> None:
     wire = convert.report_out(TrustReport("h", TrustStatus.UNKNOWN, (), when))
     el = codec_element(type(wire), wire, "r")
     assert el.findtext(f"{{{NS}}}created_at") == "2026-03-04T05:06:07.000890+00:00"
+
+
+# ------------------------------------------------------------------ fast construction
+
+
+class _WithDefault(ComplexModel):
+    __namespace__ = NS
+    _type_info = [("x", Unicode(default="d")), ("y", Unicode)]
+
+
+def test_new_builds_what_the_constructor_builds() -> None:
+    from soapattest.service import types as w
+
+    for cls, kw in [
+        (w.Check, {"id": "a", "component": "b", "status": "PASS", "reason": "r"}),
+        (w.TrustReport, {"host": "h", "check": [], "report_id": 3}),
+        (_WithDefault, {"y": "v"}),
+    ]:
+        fast, slow = w.new(cls, **kw), cls(**kw)
+        assert type(fast) is type(slow) and fast.__dict__ == slow.__dict__
+    assert w.new(_WithDefault).x == "d"
+    assert w.new(_WithDefault, x="e").__dict__ != _WithDefault().__dict__
