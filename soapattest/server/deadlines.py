@@ -21,6 +21,7 @@ the watchdog which socket the current call of their thread uses)::
 from __future__ import annotations
 
 import contextlib
+import heapq
 import socket
 import threading
 import time
@@ -69,11 +70,19 @@ def _shut(sock: socket.socket | None) -> None:
 
 class CallDeadlines:
     """A watchdog (one daemon thread, started on first use, asleep while no guarded
-    call is due) over guarded calls."""
+    call is due) over guarded calls.
+
+    Deadlines wait in a heap; a finished call leaves its entry behind, dropped when it
+    reaches the top (or when such leftovers outnumber the live calls). The watchdog is
+    woken only when a new deadline is earlier than the one it sleeps towards, so a bulk
+    attestation's hundreds of calls with equal timeouts do not wake it once each.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._calls: set[GuardedCall] = set()
+        self._live: set[GuardedCall] = set()
+        self._heap: list[tuple[float, int, GuardedCall]] = []
+        self._wake: float | None = None  # when the watchdog wakes next (None: not waiting)
         self._thread: threading.Thread | None = None
 
     @contextlib.contextmanager
@@ -82,13 +91,15 @@ class CallDeadlines:
         through a :class:`DeadlineAdapter` is cut off after that)."""
         call = GuardedCall(time.monotonic() + seconds)
         with self._cond:
-            self._calls.add(call)
+            self._live.add(call)
+            heapq.heappush(self._heap, (call.deadline, id(call), call))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._watch, name="agent-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if self._wake is None or call.deadline < self._wake:
+                self._cond.notify()
         previous = getattr(_current, "call", None)
         _current.call = call
         try:
@@ -96,17 +107,26 @@ class CallDeadlines:
         finally:
             _current.call = previous
             with self._cond:
-                self._calls.discard(call)
+                self._live.discard(call)
+                if len(self._heap) > 4 * len(self._live) + 64:
+                    self._heap = [e for e in self._heap if e[2] in self._live]
+                    heapq.heapify(self._heap)
 
     def _watch(self) -> None:
         with self._cond:
             while True:
                 now = time.monotonic()
-                due = [c.deadline for c in self._calls if not c.expired]
-                for call in [c for c in self._calls if not c.expired and c.deadline <= now]:
-                    call.expire()
-                later = [d for d in due if d > now]
-                self._cond.wait(min(later) - now + TICK if later else None)
+                heap = self._heap
+                while heap and (heap[0][2] not in self._live or heap[0][0] <= now):
+                    _, _, call = heapq.heappop(heap)
+                    if call in self._live:
+                        call.expire()
+                if heap:
+                    self._wake = heap[0][0] + TICK
+                    self._cond.wait(self._wake - now)
+                else:
+                    self._wake = None
+                    self._cond.wait()
 
 
 def _register(sock: Any) -> None:
