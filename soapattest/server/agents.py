@@ -4,7 +4,8 @@
 speaks the agent's WSDL (``wsdl/agent.wsdl``, namespace ``urn:soapattest:agent:v1``)
 over HTTP with:
 
-- one keep-alive HTTP session per thread, a timeout on every call;
+- keep-alive HTTP connections (urllib3 pools, per thread), a deadline on every
+  whole call;
 - a byte cap on every response (read incrementally, never all at once);
 - a hardened XML parser: no DTD, no entities, no network, bounded depth;
 - strict base64 for binary fields, and structural checks (one Body child,
@@ -21,16 +22,17 @@ fingerprint of the agent's certificate stored at registration) the certificate
 must also be exactly that one (host name not checked then; without
 ``ca_bundle`` the pin alone decides). ``client_cert``/``client_key`` are
 presented to agents that require mutual TLS. A pinned call to an ``http://``
-URL is refused. Implementation: a requests adapter that hands urllib3 our own
-``ssl.SSLContext`` per mode plus urllib3's ``assert_fingerprint`` (constant-time
-compare), and never lets requests load other CA bundles into those contexts.
-Redirects are not followed.
+URL is refused. Implementation: urllib3 pools keyed by our own ``ssl.SSLContext``
+per mode plus urllib3's ``assert_fingerprint`` (constant-time compare); no other
+CA bundle is ever loaded into those contexts. Redirects are not followed, nothing
+is retried, no proxy is used.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import socket
 import ssl
 import threading
@@ -40,9 +42,11 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import requests
+import urllib3
 from lxml import etree
-from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import SSLError as Urllib3SslError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from soapattest.errors import (
     AgentFaultError,
@@ -53,7 +57,7 @@ from soapattest.errors import (
 )
 from soapattest.security.tls import client_context, fingerprint, normalize_fingerprint
 from soapattest.security.xmlparse import hardened_parser
-from soapattest.server.deadlines import CallDeadlines, DeadlineAdapter
+from soapattest.server.deadlines import POOL_CLASSES, CallDeadlines
 from soapattest.tpm.constants import hash_by_name
 from soapattest.tpm.pcr import PcrSelection, PcrValues
 
@@ -272,7 +276,7 @@ def _sub(parent: etree._Element, tag: str, text: str) -> None:
     parent.append(_element(tag, text))
 
 
-_PIN_ATTR = "_soapattest_pin"
+POOLS_PER_THREAD = 10  # agents whose kept-alive connection a thread keeps (LRU)
 
 
 class _TlsContexts:
@@ -316,29 +320,6 @@ class _TlsContexts:
         }
 
 
-class _AgentTlsAdapter(DeadlineAdapter):
-    """requests adapter: our SSL contexts and the request's pin, nothing from requests'
-    own CA handling (``cert_verify`` would load certifi's bundle into our contexts)."""
-
-    def __init__(self, contexts: _TlsContexts) -> None:
-        if not hasattr(HTTPAdapter, "build_connection_pool_key_attributes"):
-            # requests < 2.32 would silently ignore our contexts and pins
-            raise RuntimeError("soapattest needs requests >= 2.32 for agent TLS")
-        self._contexts = contexts
-        super().__init__(max_retries=0)
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
-        if host_params.get("scheme") != "https":
-            return host_params, {}
-        return host_params, self._contexts.pool_kwargs(getattr(request, _PIN_ATTR, None))
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        """Everything is in the pool's SSL context already."""
-
-
 class SoapAgentClient:
     """:class:`AgentPort` over SOAP/HTTP(S) with timeouts and caps (see module docstring).
 
@@ -362,15 +343,13 @@ class SoapAgentClient:
         self._local = threading.local()
         self._deadlines = CallDeadlines()
 
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # never route agent traffic through a proxy
-            session.mount("http://", DeadlineAdapter(max_retries=0))
-            session.mount("https://", _AgentTlsAdapter(self._tls))
-            self._local.session = session
-        return session
+    def _pools(self) -> urllib3.PoolManager:
+        pools: urllib3.PoolManager | None = getattr(self._local, "pools", None)
+        if pools is None:
+            pools = urllib3.PoolManager(num_pools=POOLS_PER_THREAD, maxsize=1, block=False)
+            pools.pool_classes_by_scheme = POOL_CLASSES  # sockets known to the deadlines
+            self._local.pools = pools
+        return pools
 
     def fetch_fingerprint(self, url: str, *, unsafe_trust_on_first_use: bool = False) -> str:
         """The SHA-256 fingerprint (hex) of the certificate the agent at ``url`` presents,
@@ -405,20 +384,31 @@ class SoapAgentClient:
         return fingerprint(der)
 
     def _post(self, url: str, data: bytes, headers: dict[str, str], pin: str | None) -> Any:
-        session = self._session()
-        prepared = session.prepare_request(
-            requests.Request("POST", url, data=data, headers=headers)
-        )
-        if pin is not None:
-            if urlsplit(url).scheme != "https":
-                raise AgentTlsError(
-                    f"the agent at {url} has a pinned certificate but the URL is not https://"
-                )
+        parsed = urllib3.util.parse_url(url)
+        pool_kwargs: dict[str, Any] | None = None
+        if parsed.scheme == "https":
             try:
-                setattr(prepared, _PIN_ATTR, normalize_fingerprint(pin))
+                pool_kwargs = self._tls.pool_kwargs(
+                    None if pin is None else normalize_fingerprint(pin)
+                )
             except ValueError as exc:
                 raise AgentTlsError(f"invalid certificate pin for {url}: {exc}") from None
-        return session.send(prepared, timeout=self.timeout, stream=True, allow_redirects=False)
+        elif pin is not None:
+            raise AgentTlsError(
+                f"the agent at {url} has a pinned certificate but the URL is not https://"
+            )
+        pool = self._pools().connection_from_url(url, pool_kwargs=pool_kwargs)
+        return pool.urlopen(
+            "POST",
+            parsed.request_uri,
+            body=data,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=self.timeout, read=self.timeout),
+        )
 
     def _call(
         self,
@@ -434,22 +424,19 @@ class SoapAgentClient:
         try:
             # self.timeout bounds the whole exchange, not only each read (see deadlines.py).
             with self._deadlines.guard(self.timeout) as call:
-                with self._post(url, data, headers, pin) as resp:
+                resp = self._post(url, data, headers, pin)
+                try:
                     content_type = resp.headers.get("Content-Type", "")
-                    chunks: list[bytes] = []
-                    size = 0
-                    for chunk in resp.iter_content(65536):
-                        size += len(chunk)
-                        if size > self.max_response_bytes:
-                            raise AgentResponseError(
-                                f"{operation}: the agent's answer exceeds "
-                                f"{self.max_response_bytes} bytes"
-                            )
-                        chunks.append(chunk)
-        except requests.RequestException as exc:
-            if call.expired or isinstance(exc, requests.Timeout):
+                    status = resp.status
+                    answer = self._read_capped(resp, operation)
+                except BaseException:
+                    resp.close()  # never hand a half-read connection back to the pool
+                    raise
+                resp.release_conn()
+        except (Urllib3Error, OSError, http.client.HTTPException) as exc:
+            if call.expired or isinstance(exc, Urllib3Timeout | TimeoutError):
                 raise AgentUnreachableError(late) from None
-            if isinstance(exc, requests.exceptions.SSLError):
+            if isinstance(exc, Urllib3SslError | ssl.SSLError):
                 reason = str(exc.args[0] if exc.args else exc)[-300:]
                 raise AgentTlsError(
                     f"{operation}: TLS with the agent at {url} failed: {reason}"
@@ -461,10 +448,22 @@ class SoapAgentClient:
             raise AgentUnreachableError(late)
         if "xml" not in content_type:
             raise AgentResponseError(
-                f"{operation}: the agent answered HTTP {resp.status_code} "
+                f"{operation}: the agent answered HTTP {status} "
                 f"with {content_type or 'no content type'}, not SOAP"
             )
-        return parse_envelope(b"".join(chunks), operation)
+        return parse_envelope(answer, operation)
+
+    def _read_capped(self, resp: Any, operation: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.stream(65536):
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise AgentResponseError(
+                    f"{operation}: the agent's answer exceeds {self.max_response_bytes} bytes"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def identity(self, url: str, *, pin: str | None = None) -> AgentIdentity:
         """GetIdentity."""

@@ -1,6 +1,6 @@
 """A total deadline for each HTTP call to a trust agent.
 
-requests (urllib3) applies its timeout to each socket operation, and the clock
+urllib3 applies its timeout to each socket operation, and the clock
 restarts with every byte received: an agent that answers one byte every few
 seconds - broken, or hostile - keeps a call, and with it a whole AttestHosts
 batch, waiting for hours. :class:`CallDeadlines` bounds the whole exchange
@@ -8,13 +8,14 @@ batch, waiting for hours. :class:`CallDeadlines` bounds the whole exchange
 socket of a call that overruns down, which makes the blocked read return at once
 and the call fail; :meth:`CallDeadlines.guard` says whether that happened.
 
-Use it with :class:`DeadlineAdapter` (an ``HTTPAdapter`` whose connections tell
-the watchdog which socket the current call of their thread uses)::
+Use it with urllib3 pools of :data:`POOL_CLASSES` (connections that tell the
+watchdog which socket the current call of their thread uses)::
 
     deadlines = CallDeadlines()
-    session.mount("http://", DeadlineAdapter(max_retries=0))
+    pools = urllib3.PoolManager()
+    pools.pool_classes_by_scheme = POOL_CLASSES
     with deadlines.guard(10.0) as call:
-        response = session.post(url, ...)   # and read it inside the block
+        response = pools.request("POST", url, ...)   # and read it inside the block
     if call.expired: ...
 """
 
@@ -28,7 +29,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -88,7 +88,7 @@ class CallDeadlines:
     @contextlib.contextmanager
     def guard(self, seconds: float) -> Iterator[GuardedCall]:
         """Run the block as one call of at most ``seconds`` (HTTP I/O of this thread
-        through a :class:`DeadlineAdapter` is cut off after that)."""
+        through :data:`POOL_CLASSES` connections is cut off after that)."""
         call = GuardedCall(time.monotonic() + seconds)
         with self._cond:
             self._live.add(call)
@@ -163,10 +163,5 @@ class _TlsPool(HTTPSConnectionPool):
     ConnectionCls = _TlsConnection
 
 
-class DeadlineAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections register their socket with the current
-    :meth:`CallDeadlines.guard` of their thread."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TlsPool}
+# urllib3 pool classes whose connections register with the current guarded call.
+POOL_CLASSES: dict[str, type[HTTPConnectionPool]] = {"http": _Pool, "https": _TlsPool}
