@@ -3,18 +3,43 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from soapattest.model import AuditRecord
 from soapattest.store import convert, validate
+from soapattest.store.core import connection, inserted_id, table
 from soapattest.store.db import guarded
 from soapattest.store.orm import AuditRow
+
+_INSERT = insert(table(AuditRow))
+
+
+def _values(
+    *,
+    actor: str,
+    action: str,
+    target_type: str,
+    target: str,
+    outcome: str,
+    details: Mapping[str, Any] | None = None,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "at": validate.utc(at, "at"),
+        "actor": validate.name(actor, "actor", empty=True),
+        "action": validate.name(action, "action", length=64),
+        "target_type": validate.name(target_type, "target_type", length=64, empty=True),
+        "target": validate.name(target, "target", empty=True),
+        "outcome": validate.name(outcome, "outcome", length=32),
+        "details": validate.json_object(details or {}, "details"),
+    }
 
 
 @guarded
@@ -41,18 +66,26 @@ class AuditRepository:
         ``details`` must be JSON-serialisable (hex-encode bytes); never put
         secrets in it. Raises InvalidArgumentError.
         """
-        row = AuditRow(
-            at=validate.utc(at, "at"),
-            actor=validate.name(actor, "actor", empty=True),
-            action=validate.name(action, "action", length=64),
-            target_type=validate.name(target_type, "target_type", length=64, empty=True),
-            target=validate.name(target, "target", empty=True),
-            outcome=validate.name(outcome, "outcome", length=32),
-            details=validate.json_object(details or {}, "details"),
+        values = _values(
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target=target,
+            outcome=outcome,
+            details=details,
+            at=at,
         )
-        self._s.add(row)
-        self._s.flush()
-        return convert.audit_from_row(row)
+        result = connection(self._s).execute(_INSERT, values)
+        return convert.audit_from_row(SimpleNamespace(id=inserted_id(result), **values))
+
+    def record_many(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Append many records in one executemany INSERT; each mapping has the keyword
+        arguments of :meth:`record`. Returns how many. InvalidArgumentError (then the
+        caller's transaction must roll back: nothing is appended)."""
+        rows = [_values(**r) for r in records]
+        if rows:
+            connection(self._s).execute(_INSERT, rows)
+        return len(rows)
 
     def list(
         self,

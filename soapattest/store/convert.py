@@ -45,6 +45,10 @@ from soapattest.store.orm import (
     WhitelistVersionRow,
 )
 
+# A Core result row or a namespace with the columns as attributes (hot paths build
+# domain values without loading ORM entities); the converters only read attributes.
+RowLike = Any
+
 MAX_PCR = 23
 _SHORT = 16  # bank / kind / mode columns
 _U32 = 1 << 32
@@ -112,7 +116,7 @@ def quote_columns(state: QuoteState | None) -> dict[str, Any]:
     }
 
 
-def host_from_row(row: HostRow) -> Host:
+def host_from_row(row: HostRow | RowLike) -> Host:
     identity = None
     if row.ek_public is not None and row.ak_public is not None and row.ak_name is not None:
         assert row.activated_at is not None
@@ -404,7 +408,7 @@ def report_values(report: TrustReport) -> dict[str, Any]:
     }
 
 
-def report_from_row(row: TrustReportRow) -> TrustReport:
+def report_from_row(row: TrustReportRow | RowLike) -> TrustReport:
     return TrustReport(
         host=row.host,
         status=TrustStatus(row.status),
@@ -430,7 +434,7 @@ def report_from_row(row: TrustReportRow) -> TrustReport:
 # --------------------------------------------------------------------------- audit, users
 
 
-def audit_from_row(row: AuditRow) -> AuditRecord:
+def audit_from_row(row: AuditRow | RowLike) -> AuditRecord:
     return AuditRecord(
         at=row.at,
         actor=row.actor,
@@ -443,7 +447,7 @@ def audit_from_row(row: AuditRow) -> AuditRecord:
     )
 
 
-def user_from_row(row: UserRow) -> User:
+def user_from_row(row: UserRow | RowLike) -> User:
     return User(
         name=row.name,
         password_hash=row.password_hash,

@@ -40,6 +40,7 @@ _DRIVERS = {
 }
 
 WRITE_OPTION = "soapattest_write"  # execution option: this connection's transaction writes
+_QUERY_ONLY = "soapattest_query_only"  # pool record info: the SQLite connection's query_only
 
 T = TypeVar("T")
 
@@ -122,11 +123,31 @@ def _sqlite_engine(
         finally:
             cursor.close()
 
+    @event.listens_for(engine, "connect")
+    def _on_connect_mode(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_QUERY_ONLY] = False  # a fresh connection writes (query_only=0)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get(WRITE_OPTION, True)
-        conn.exec_driver_sql(f"PRAGMA query_only={0 if write else 1}")
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Straight through the driver: these run once per transaction, and SQLAlchemy's
+        # exec_driver_sql costs more than the statements themselves. query_only is a
+        # per-connection setting: it is issued only when this connection was left in
+        # the other mode (the pool record's ``info`` remembers it; a reconnected
+        # connection starts afresh, see the connect hook).
+        query_only = not conn.get_execution_options().get(WRITE_OPTION, True)
+        fairy = conn.connection
+        driver = fairy.dbapi_connection
+        assert driver is not None
+        info = fairy.info
+        statement = "BEGIN" if query_only else "BEGIN IMMEDIATE"
+        try:
+            if info.get(_QUERY_ONLY) is not query_only:
+                info.pop(_QUERY_ONLY, None)  # unknown until the pragma has run
+                driver.execute(f"PRAGMA query_only={int(query_only)}")
+                info[_QUERY_ONLY] = query_only
+            driver.execute(statement)
+        except sqlite3.Error as exc:  # as SQLAlchemy would wrap it (locked -> OperationalError)
+            raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
 
     return engine
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from soapattest.store import validate
+from soapattest.store.core import connection, insert_ignoring_duplicates, table
 from soapattest.store.db import guarded
 from soapattest.store.orm import EvidenceRow
+
+_BLOBS = table(EvidenceRow)
+_KNOWN = select(_BLOBS.c.sha256).where(_BLOBS.c.sha256 == bindparam("digest"))
+_DATA = select(_BLOBS.c.data).where(_BLOBS.c.sha256 == bindparam("digest"))
 
 
 @guarded
@@ -20,30 +24,32 @@ class EvidenceRepository:
 
     def __init__(self, session: Session) -> None:
         self._s = session
+        self._stored: set[bytes] = set()  # digests known to be in the database (this tx)
 
     def put(self, data: bytes, kind: str, *, now: datetime) -> bytes:
-        """Store ``data`` unless already there; return its SHA-256."""
+        """Store ``data`` unless already there; return its SHA-256.
+
+        Blobs are immutable, so a digest seen in this transaction is not looked up
+        again (bulk attestation stores the same event log for many hosts)."""
         validate.blob(data, "data")
         digest = hashlib.sha256(data).digest()
-        known = self._s.scalar(select(EvidenceRow.sha256).where(EvidenceRow.sha256 == digest))
-        if known is None:
-            row = EvidenceRow(
-                sha256=digest,
-                kind=validate.name(kind, "kind", length=32),
-                size=len(data),
-                data=data,
-                created_at=validate.utc(now, "now"),
+        if digest in self._stored:
+            return digest
+        kind = validate.name(kind, "kind", length=32)
+        now = validate.utc(now, "now")
+        conn = connection(self._s)
+        if conn.execute(_KNOWN, {"digest": digest}).first() is None:
+            # A concurrent transaction may store the same bytes first: same content, and
+            # ON CONFLICT DO NOTHING keeps this transaction going.
+            conn.execute(
+                insert_ignoring_duplicates(self._s, _BLOBS),
+                {"sha256": digest, "kind": kind, "size": len(data), "data": data,
+                 "created_at": now},
             )
-            try:
-                with self._s.begin_nested():  # a savepoint: losing a race keeps the transaction
-                    self._s.add(row)
-            except sa_exc.IntegrityError:
-                pass  # a concurrent transaction stored the same bytes first: same content
+        self._stored.add(digest)
         return digest
 
     def get(self, sha256: bytes) -> bytes | None:
         """The bytes with this SHA-256, or None."""
-        row = self._s.execute(
-            select(EvidenceRow.data).where(EvidenceRow.sha256 == sha256)
-        ).scalar_one_or_none()
-        return bytes(row) if row is not None else None
+        row = connection(self._s).execute(_DATA, {"digest": sha256}).first()
+        return bytes(row[0]) if row is not None else None

@@ -6,17 +6,37 @@ import builtins
 from collections.abc import Mapping
 from datetime import datetime
 
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from soapattest.errors import HostExistsError
+from soapattest.errors import HostExistsError, UnknownHostError
 from soapattest.model import Host, HostIdentity, QuoteState
 from soapattest.store import convert, validate
+from soapattest.store.core import connection, expire, table
 from soapattest.store.db import guarded
 from soapattest.store.orm import HostIdentityHistoryRow, HostRow, PoolRow
 from soapattest.store.queries import active_host, require_policy
+
+_HOSTS = table(HostRow)
+_POOLS = table(PoolRow)
+_WITH_POLICY = (
+    select(_HOSTS, _POOLS.c.policy.label("pool_policy"))
+    .outerjoin(_POOLS, _POOLS.c.name == _HOSTS.c.pool)
+    .where(_HOSTS.c.name == bindparam("b_name"), _HOSTS.c.deleted_at.is_(None))
+)
+_QUOTE_STATE = (
+    update(_HOSTS)
+    .where(_HOSTS.c.name == bindparam("b_name"), _HOSTS.c.deleted_at.is_(None))
+    .values(
+        quote_clock=bindparam("quote_clock"),
+        quote_reset_count=bindparam("quote_reset_count"),
+        quote_restart_count=bindparam("quote_restart_count"),
+        quote_firmware_version=bindparam("quote_firmware_version"),
+        quote_safe=bindparam("quote_safe"),
+    )
+)
 
 
 @guarded
@@ -195,19 +215,23 @@ class HostRepository:
     def record_quote_state(self, name: str, state: QuoteState) -> None:
         """Remember the clock state of the host's last verified quote. UnknownHostError."""
         columns = convert.quote_columns(state)
-        row = active_host(self._s, name, lock=True)
-        for key, value in columns.items():
-            setattr(row, key, value)
-        self._s.flush()
+        # One UPDATE (it locks the row on PostgreSQL; SQLite writers are exclusive).
+        result = connection(self._s).execute(_QUOTE_STATE, {"b_name": name, **columns})
+        if result.rowcount != 1:
+            raise UnknownHostError(f"no host named {name!r}", name=name)
+        expire(self._s, HostRow)
 
     def effective_policy(self, name: str) -> str | None:
         """The host's own policy, else its pool's, else None. UnknownHostError."""
         return self._effective(active_host(self._s, name))
 
     def get_with_policy(self, name: str) -> tuple[Host, str | None]:
-        """The active host and its effective policy, from one host lookup. UnknownHostError."""
-        row = active_host(self._s, name)
-        return convert.host_from_row(row), self._effective(row)
+        """The active host and its effective policy (its own, else its pool's), from one
+        query. UnknownHostError."""
+        row = connection(self._s).execute(_WITH_POLICY, {"b_name": name}).one_or_none()
+        if row is None:
+            raise UnknownHostError(f"no host named {name!r}", name=name)
+        return convert.host_from_row(row), row.policy or (row.pool and row.pool_policy) or None
 
     def _effective(self, row: HostRow) -> str | None:
         if row.policy:

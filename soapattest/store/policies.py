@@ -30,6 +30,7 @@ from soapattest.store.queries import (
     active_policy,
     active_whitelist,
     add_version,
+    find_version_id,
     latest_policy_versions,
     whitelist_version,
 )
@@ -113,7 +114,10 @@ class PolicyRepository:
     def version_id(self, name: str, version: int | None = None) -> int:
         """The immutable id of version ``version`` of ``name`` (None: the latest); see
         :meth:`WhitelistRepository.version_id`. PolicyNotFoundError."""
-        row = active_policy(self._s, name)
+        quick = find_version_id(self._s, "policy", name, version)
+        if quick is not None:
+            return quick
+        row = active_policy(self._s, name)  # raises the precise not-found error
         if version is None:
             return self._latest(row).id
         found = self._s.scalars(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,7 @@ from soapattest.errors import (
     VersionConflictError,
     WhitelistNotFoundError,
 )
+from soapattest.store.core import connection, table
 from soapattest.store.orm import (
     HostRow,
     PolicyRow,
@@ -84,6 +85,39 @@ def whitelist_version(
             f"whitelist {wl.name!r} has no version {version}", name=wl.name, version=version
         )
     return row
+
+
+def _version_id_queries(
+    parent_row: type[object], version_row: type[object], parent_fk: str
+) -> tuple[Select[int], Select[int]]:
+    parent, versions = table(parent_row), table(version_row)
+    base = (
+        select(versions.c.id)
+        .join(parent, parent.c.id == versions.c[parent_fk])
+        .where(parent.c.name == bindparam("b_name"), parent.c.deleted_at.is_(None))
+    )
+    latest = base.order_by(versions.c.version.desc()).limit(1)
+    return latest, base.where(versions.c.version == bindparam("b_version"))
+
+
+_VERSION_IDS = {
+    "whitelist": _version_id_queries(WhitelistRow, WhitelistVersionRow, "whitelist_id"),
+    "policy": _version_id_queries(PolicyRow, PolicyVersionRow, "policy_id"),
+}
+
+
+def find_version_id(session: Session, kind: str, name: str, version: int | None) -> int | None:
+    """The id of version ``version`` (None: the latest) of the active ``kind``
+    (``"whitelist"``/``"policy"``) ``name`` in one Core query; None when there is no
+    such object or version (callers then raise their not-found error)."""
+    latest, exact = _VERSION_IDS[kind]
+    if version is None:
+        found = connection(session).execute(latest, {"b_name": name}).scalar_one_or_none()
+    else:
+        found = connection(session).execute(
+            exact, {"b_name": name, "b_version": version}
+        ).scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 def latest_policy_versions() -> Select[int, str, int]:

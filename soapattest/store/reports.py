@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import ColumnElement
 
-from soapattest.errors import InvalidArgumentError, ReportNotFoundError
+from soapattest.errors import InvalidArgumentError, ReportNotFoundError, UnknownHostError
 from soapattest.model import TrustReport, TrustStatus
 from soapattest.store import convert, validate
+from soapattest.store.core import connection, inserted_id, table
 from soapattest.store.db import guarded
 from soapattest.store.orm import HostRow, TrustReportRow
-from soapattest.store.queries import active_host
 
 _CHUNK = 500  # host names per IN (...) list in latest_many
+_HOSTS = table(HostRow)
+_REPORTS = table(TrustReportRow)
+_ACTIVE_ID = select(_HOSTS.c.id).where(
+    _HOSTS.c.name == bindparam("name"), _HOSTS.c.deleted_at.is_(None)
+)
+_ACTIVE_IDS = select(_HOSTS.c.name, _HOSTS.c.id).where(
+    _HOSTS.c.name.in_(bindparam("names", expanding=True)), _HOSTS.c.deleted_at.is_(None)
+)
+_INSERT = insert(_REPORTS)
+_INSERT_MANY = insert(_REPORTS).returning(_REPORTS.c.id, sort_by_parameter_order=True)
+
+
+def _stored(values: dict[str, Any], report_id: int) -> TrustReport:
+    """The report as :meth:`ReportRepository.get` would return it, from the inserted values."""
+    return convert.report_from_row(SimpleNamespace(id=report_id, **values))
+
+
+def _unknown(name: str) -> UnknownHostError:
+    return UnknownHostError(f"no host named {name!r}", name=name)
 
 
 def _latest_of_active_hosts() -> Select[TrustReportRow]:
@@ -53,11 +75,32 @@ class ReportRepository:
         InvalidArgumentError (malformed fields, naive ``created_at``).
         """
         values = convert.report_values(report)
-        host = active_host(self._s, values["host"])
-        row = TrustReportRow(host_id=host.id, **values)
-        self._s.add(row)
-        self._s.flush()
-        return convert.report_from_row(row)
+        conn = connection(self._s)
+        host_id = conn.execute(_ACTIVE_ID, {"name": values["host"]}).scalar_one_or_none()
+        if host_id is None:
+            raise _unknown(values["host"])
+        result = conn.execute(_INSERT, {"host_id": host_id, **values})
+        return _stored(values, inserted_id(result))
+
+    def add_many(self, reports: Sequence[TrustReport]) -> builtins.list[TrustReport]:
+        """:meth:`add` for many reports, in order, with one host lookup and one
+        multi-row INSERT. Raises as :meth:`add` (for the first bad report; the
+        caller's transaction must then roll back: nothing is stored)."""
+        values = [convert.report_values(r) for r in reports]
+        if not values:
+            return []
+        conn = connection(self._s)
+        names = sorted({v["host"] for v in values})
+        ids: dict[str, int] = {}
+        for start in range(0, len(names), _CHUNK):
+            chunk = names[start : start + _CHUNK]
+            ids.update((n, i) for n, i in conn.execute(_ACTIVE_IDS, {"names": chunk}))
+        for v in values:
+            if v["host"] not in ids:
+                raise _unknown(v["host"])
+        rows = [{"host_id": ids[v["host"]], **v} for v in values]
+        new_ids = conn.execute(_INSERT_MANY, rows).scalars().all()
+        return [_stored(v, i) for v, i in zip(values, new_ids, strict=True)]
 
     def get(self, report_id: int) -> TrustReport:
         """The report with this id. ReportNotFoundError."""

@@ -6,15 +6,19 @@ import builtins
 from collections.abc import Iterable
 from datetime import datetime
 
+from sqlalchemy import bindparam, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from soapattest.errors import UserExistsError, UserNotFoundError
 from soapattest.model import User
 from soapattest.store import convert, validate
+from soapattest.store.core import connection, table
 from soapattest.store.db import guarded
 from soapattest.store.orm import UserRow
+
+_USERS = table(UserRow)
+_FIND = select(_USERS).where(_USERS.c.name == bindparam("name"))
 
 
 @guarded
@@ -49,8 +53,8 @@ class UserRepository:
         return convert.user_from_row(self._get(name))
 
     def find(self, name: str) -> User | None:
-        """User ``name`` or None."""
-        row = self._find(name)
+        """User ``name`` or None (a Core query: this runs on every authenticated call)."""
+        row = connection(self._s).execute(_FIND, {"name": name}).one_or_none()
         return None if row is None else convert.user_from_row(row)
 
     def list(self) -> builtins.list[User]:

@@ -29,6 +29,7 @@ from soapattest.store.orm import (
 from soapattest.store.queries import (
     active_whitelist,
     add_version,
+    find_version_id,
     latest_policy_versions,
     latest_whitelist_versions,
     whitelist_version,
@@ -108,7 +109,10 @@ class WhitelistRepository:
         """The immutable id of version ``version`` of ``name`` (None: the latest): a cache
         key that a deleted and re-created whitelist of the same name never reuses.
         WhitelistNotFoundError."""
-        wl = active_whitelist(self._s, name)
+        found = find_version_id(self._s, "whitelist", name, version)
+        if found is not None:
+            return found
+        wl = active_whitelist(self._s, name)  # raises the precise not-found error
         return whitelist_version(self._s, wl, version).id
 
     def versions(self, name: str) -> builtins.list[int]:
