@@ -15,7 +15,9 @@ Two implementations of :class:`NonceCache`:
 - :class:`StoreNonceCache`: shared by every worker and node through the
   database; uses the existing ``nonces`` table (host ``wsse``, purpose
   ``wsse.nonce``, value SHA-256(user, nonce), unique constraint), so no
-  migration is needed. One small INSERT per token that carries a nonce.
+  migration is needed. One small INSERT per token that carries a nonce, in a
+  transaction of its own (:meth:`StoreNonceCache.remember`) or in the caller's
+  (:meth:`StoreNonceCache.within`, so that authentication is one transaction).
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from soapattest.errors import InvalidArgumentError, ReplayCacheFullError
-from soapattest.store import Store
+from soapattest.errors import ReplayCacheFullError
+from soapattest.store import Store, Tx
 
 STORE_HOST = "wsse"
 STORE_PURPOSE = "wsse.nonce"
@@ -121,17 +123,38 @@ class StoreNonceCache:
     def remember(self, scope: str, nonce: bytes, *, now: datetime, expires_at: datetime) -> bool:
         """See :meth:`NonceCache.remember`. Database failures raise
         DatabaseUnavailableError/DatabaseError (the caller refuses the request)."""
+        with self._store.transaction() as tx:
+            return self.remember_in(tx, scope, nonce, now=now, expires_at=expires_at)
+
+    def remember_in(
+        self, tx: Tx, scope: str, nonce: bytes, *, now: datetime, expires_at: datetime
+    ) -> bool:
+        """:meth:`remember` inside the caller's write transaction ``tx``: the nonce counts
+        as remembered only if ``tx`` commits. Of concurrent transactions remembering
+        the same nonce exactly one gets True (the unique constraint decides; the
+        others wait for it on SQLite/PostgreSQL and then see the duplicate)."""
         if expires_at <= now:
             raise ValueError("expires_at must be after now")
-        try:
-            with self._store.transaction() as tx:
-                tx.nonces.issue(STORE_HOST, nonce_key(scope, nonce), STORE_PURPOSE,
-                                now=now, expires_at=expires_at)
-        except InvalidArgumentError as exc:
-            if exc.argument == "value":  # the unique constraint: seen before
-                return False
-            raise
+        if not tx.nonces.issue_if_new(STORE_HOST, nonce_key(scope, nonce), STORE_PURPOSE,
+                                      now=now, expires_at=expires_at):
+            return False  # the unique constraint: seen before
         if self._due():
-            with self._store.transaction() as tx:
-                tx.nonces.purge_expired(now)
+            tx.nonces.purge_expired(now)
         return True
+
+    def within(self, tx: Tx) -> NonceCache:
+        """This cache as a :class:`NonceCache` that writes in ``tx`` (see
+        :meth:`remember_in`)."""
+        return _InTransaction(self, tx)
+
+
+class _InTransaction:
+    """A :class:`StoreNonceCache` bound to one transaction."""
+
+    def __init__(self, cache: StoreNonceCache, tx: Tx) -> None:
+        self._cache = cache
+        self._tx = tx
+
+    def remember(self, scope: str, nonce: bytes, *, now: datetime, expires_at: datetime) -> bool:
+        """See :meth:`StoreNonceCache.remember_in`."""
+        return self._cache.remember_in(self._tx, scope, nonce, now=now, expires_at=expires_at)

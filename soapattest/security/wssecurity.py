@@ -53,8 +53,9 @@ from soapattest.errors import (
 )
 from soapattest.model import User
 from soapattest.security.credentials import DigestKey, StoredCredential
-from soapattest.security.nonces import NonceCache
+from soapattest.security.nonces import NonceCache, StoreNonceCache
 from soapattest.security.passwords import MAX_PASSWORD_BYTES, PasswordVerifier
+from soapattest.store import Tx
 
 log = logging.getLogger("soapattest.security.auth")
 
@@ -235,24 +236,53 @@ class Authenticator:
         self.verifier = verifier or PasswordVerifier()
 
     def authenticate(
-        self, security: etree._Element | None, *, users: UserLookup, now: datetime, secure: bool
+        self,
+        security: etree._Element | None,
+        *,
+        users: UserLookup,
+        now: datetime,
+        secure: bool,
+        nonce_cache: NonceCache | None = None,
     ) -> Principal:
         """The authenticated caller of a request whose ``wsse:Security`` header is
         ``security`` (None: absent), received over TLS when ``secure``.
 
-        Raises MissingTokenError, MalformedTokenError, InsecureTransportError,
-        StaleTokenError, BadCredentialsError, ReplayedNonceError (all
-        NotAuthorizedError), ReplayCacheFullError, or database errors of
-        ``users`` / the nonce cache. Messages never tell whether the user exists.
+        ``nonce_cache`` replaces the authenticator's own cache for this call (see
+        :meth:`authenticate_in`). Raises MissingTokenError, MalformedTokenError,
+        InsecureTransportError, StaleTokenError, BadCredentialsError,
+        ReplayedNonceError (all NotAuthorizedError), ReplayCacheFullError, or
+        database errors of ``users`` / the nonce cache. Messages never tell
+        whether the user exists.
         """
         try:
-            return self._authenticate(security, users=users, now=now, secure=secure)
+            return self._authenticate(security, users=users, now=now, secure=secure,
+                                      nonce_cache=nonce_cache or self.nonce_cache)
         except AuthenticationError as exc:
             log.info("authentication refused: %s", exc.reason)
             raise
 
+    def authenticate_in(
+        self, tx: Tx, security: etree._Element | None, *, now: datetime, secure: bool
+    ) -> Principal:
+        """:meth:`authenticate` with the user lookup and - for a
+        :class:`~soapattest.security.nonces.StoreNonceCache` - the replay-cache insert in
+        the caller's write transaction ``tx``: one transaction per authentication
+        instead of two. The nonce counts as seen only if ``tx`` commits; concurrent
+        replays still get exactly one acceptance. Raises as :meth:`authenticate`.
+        """
+        cache = self.nonce_cache
+        bound = cache.within(tx) if isinstance(cache, StoreNonceCache) else cache
+        return self.authenticate(security, users=tx.users, now=now, secure=secure,
+                                 nonce_cache=bound)
+
     def _authenticate(
-        self, security: etree._Element | None, *, users: UserLookup, now: datetime, secure: bool
+        self,
+        security: etree._Element | None,
+        *,
+        users: UserLookup,
+        now: datetime,
+        secure: bool,
+        nonce_cache: NonceCache,
     ) -> Principal:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
@@ -286,8 +316,8 @@ class Authenticator:
         if token.nonce is not None:  # 5.
             base = token.created or now
             expires_at = max(base + self.window, now) + timedelta(seconds=1)
-            if not self.nonce_cache.remember(user.name, token.nonce, now=now,
-                                             expires_at=expires_at):
+            if not nonce_cache.remember(user.name, token.nonce, now=now,
+                                        expires_at=expires_at):
                 raise ReplayedNonceError("the token's Nonce was used before (replay refused)",
                                          reason=f"nonce replay for {user.name!r}")
         return Principal(user.name, tuple(user.roles),

@@ -92,35 +92,45 @@ class _Job:
     plan: Plan
     nonce: bytes
     selection: PcrSelection
+    expires_at: datetime | None = None  # of a nonce the server issued (pull attestation)
     evidence: Evidence | None = None
     agent_error: SoapAttestError | None = None
     report: TrustReport | None = None
     state: QuoteState | None = None
+    note: dict[str, str] | None = None  # extra details of the audit record
 
 
-def _record(tx: Tx, ctx: ServerContext, actor: str, job: _Job, note: dict[str, str]) -> TrustReport:
-    """Store one finished job in ``tx``: evidence blob, report, clock state, audit record."""
-    assert job.report is not None
-    report = job.report
-    event_log = job.evidence.event_log if job.evidence is not None else None
-    if event_log:
-        tx.evidence.put(event_log, "eventlog", now=report.created_at)
-    stored = tx.reports.add(report)
-    if job.state is not None:
-        tx.hosts.record_quote_state(report.host, job.state)
-    tx.audit.record(
-        actor=actor,
-        action="trust.decision",
-        target_type="host",
-        target=report.host,
-        outcome=report.status.value,
-        details={
-            "report_id": stored.report_id,
-            "policy": f"{report.policy}@{report.policy_version}",
-            "failures": [c.id for c in report.failures()][:20],
-            **note,
-        },
-        at=ctx.clock(),
+def _record(tx: Tx, ctx: ServerContext, actor: str, jobs: Sequence[_Job]) -> list[TrustReport]:
+    """Store finished jobs in ``tx``: evidence blobs, reports (one multi-row INSERT),
+    clock states, and one ``trust.decision`` audit record per report."""
+    reports: list[TrustReport] = []
+    for job in jobs:
+        assert job.report is not None
+        reports.append(job.report)
+        event_log = job.evidence.event_log if job.evidence is not None else None
+        if event_log:
+            tx.evidence.put(event_log, "eventlog", now=job.report.created_at)
+    stored = tx.reports.add_many(reports)
+    for job, report in zip(jobs, stored, strict=True):
+        if job.state is not None:
+            tx.hosts.record_quote_state(report.host, job.state)
+    at = ctx.clock()
+    tx.audit.record_many(
+        {
+            "actor": actor,
+            "action": "trust.decision",
+            "target_type": "host",
+            "target": report.host,
+            "outcome": report.status.value,
+            "details": {
+                "report_id": report.report_id,
+                "policy": f"{report.policy}@{report.policy_version}",
+                "failures": [c.id for c in report.failures()][:20],
+                **(job.note or {}),
+            },
+            "at": at,
+        }
+        for job, report in zip(jobs, stored, strict=True)
     )
     return stored
 
@@ -181,6 +191,7 @@ def _gather(ctx: ServerContext, job: _Job) -> None:
 def _appraise(ctx: ServerContext, job: _Job, fresh: bool, now: datetime) -> None:
     """Turn gathered evidence (or its absence) into the job's report."""
     plan = job.plan
+    job.state = None
     name = plan.host.name
     if job.agent_error is not None or job.evidence is None:
         reason = job.agent_error.message if job.agent_error else "no evidence"
@@ -218,37 +229,46 @@ def _ak(ak_public: bytes) -> TpmPublic:
     return parse_public(ak_public)
 
 
-def _issue_nonces(ctx: ServerContext, plans: Sequence[Plan]) -> list[_Job]:
+def _issue(tx: Tx, ctx: ServerContext, plans: Sequence[Plan]) -> list[_Job]:
+    """A job with a fresh pull nonce per plan; the nonces are issued in ``tx``."""
     issued = ctx.clock()
     expires = issued + timedelta(seconds=ctx.config.nonce_ttl)
     jobs = [
-        _Job(p, ctx.random_bytes(NONCE_BYTES), required_selection(p.policy, p.whitelists))
+        _Job(p, ctx.random_bytes(NONCE_BYTES), required_selection(p.policy, p.whitelists),
+             expires_at=expires)
         for p in plans
     ]
-    with ctx.store.transaction() as tx:
-        for job in jobs:
-            tx.nonces.issue(
-                job.plan.host.name, job.nonce, PULL_PURPOSE, now=issued, expires_at=expires
-            )
+    tx.nonces.issue_many(
+        ((job.plan.host.name, job.nonce) for job in jobs),
+        PULL_PURPOSE,
+        now=issued,
+        expires_at=expires,
+    )
     return jobs
 
 
 def _finish(ctx: ServerContext, actor: str, jobs: Sequence[_Job]) -> list[TrustReport]:
-    """Consume the nonces, appraise, and store every report in one transaction."""
+    """Appraise, then consume the nonces and store every report in one transaction.
+
+    Freshness is judged from the expiry the server gave its own nonce; the
+    atomic consumption in the storing transaction confirms it (a nonce that is
+    somehow no longer consumable turns its report into the not-fresh UNKNOWN
+    one). A failure while storing rolls back everything: no report, no audit
+    record, and no consumed nonce (the nonces simply expire unused).
+    """
     now = ctx.clock()
+    for job in jobs:
+        fresh = job.evidence is not None and job.expires_at is not None and now < job.expires_at
+        _appraise(ctx, job, fresh, now)
+        if job.agent_error is not None:
+            job.note = {"agent": job.agent_error.code}
     with ctx.store.transaction() as tx:
-        fresh = [
-            job.evidence is not None
-            and tx.nonces.consume(job.plan.host.name, job.nonce, PULL_PURPOSE, now=now)
-            for job in jobs
-        ]
-    for job, ok in zip(jobs, fresh, strict=True):
-        _appraise(ctx, job, ok, now)
-    with ctx.store.transaction() as tx:
-        return [
-            _record(tx, ctx, actor, job, {"agent": job.agent_error.code} if job.agent_error else {})
-            for job in jobs
-        ]
+        for job in jobs:
+            if job.evidence is None or job.expires_at is None or now >= job.expires_at:
+                continue  # never consumed: no evidence came back, or it came too late
+            if not tx.nonces.consume(job.plan.host.name, job.nonce, PULL_PURPOSE, now=now):
+                _appraise(ctx, job, False, now)
+        return _record(tx, ctx, actor, jobs)
 
 
 def attest_host(ctx: ServerContext, actor: str, name: str) -> TrustReport:
@@ -256,11 +276,11 @@ def attest_host(ctx: ServerContext, actor: str, name: str) -> TrustReport:
 
     Raises (no report stored) when the request itself is wrong: unknown host,
     no policy, unusable policy. Agent failures give a stored UNKNOWN report.
+    Two transactions: plan and nonce, then nonce consumption and the report.
     """
     validate.name(name, "host")
-    with ctx.store.transaction(readonly=True) as tx:
-        plan = _plan(tx, name, ctx)
-    (job,) = _issue_nonces(ctx, [plan])
+    with ctx.store.transaction() as tx:
+        (job,) = _issue(tx, ctx, [_plan(tx, name, ctx)])
     _gather(ctx, job)
     return _finish(ctx, actor, [job])[0]
 
@@ -272,7 +292,7 @@ def attest_hosts(ctx: ServerContext, actor: str, names: Sequence[str]) -> list[O
     """Attest many hosts concurrently, in input order.
 
     Database work is batched (one transaction for the plans, one for the
-    nonces, two for the results, per batch of :data:`BATCH` hosts); agent
+    nonces, one for the results, per batch of :data:`BATCH` hosts); agent
     calls run on the bounded pool (``bulk_concurrency``).
     """
     _check_bulk(ctx, names)
@@ -287,7 +307,8 @@ def attest_hosts(ctx: ServerContext, actor: str, names: Sequence[str]) -> list[O
                 plans.append(plan_or_error)
         if not plans:
             continue
-        jobs = _issue_nonces(ctx, plans)
+        with ctx.store.transaction() as tx:
+            jobs = _issue(tx, ctx, plans)
         list(ctx.pool.map(lambda j: _gather(ctx, j), jobs))
         for job, report in zip(jobs, _finish(ctx, actor, jobs), strict=True):
             outcomes[job.plan.host.name] = Outcome(job.plan.host.name, report)
@@ -385,17 +406,20 @@ def verify_caller_quote(
 
     A nonce that is unknown, of another host, expired or used is refused
     (Client.InvalidNonce) and changes nothing; otherwise the report is stored.
+
+    Two transactions: a read-only one (plan, and an early refusal of an unusable
+    nonce before any appraisal work), then one that consumes the nonce and
+    stores the report together. Of concurrent calls with the same nonce exactly
+    one consumes it; the others are refused and store nothing. A failure leaves
+    the nonce unconsumed and nothing stored.
     """
     validate.name(name, "host")
+    now = ctx.clock()
     with ctx.store.transaction(readonly=True) as tx:
         plan = _plan(tx, name, ctx)
+        if not tx.nonces.usable(name, nonce, CALLER_PURPOSE, now=now):
+            raise _nonce_refused(name)
     assert plan.host.identity is not None
-    now = ctx.clock()
-    with ctx.store.transaction() as tx:
-        if not tx.nonces.consume(name, nonce, CALLER_PURPOSE, now=now):
-            raise NonceError(
-                f"the nonce was not issued for host '{name}', has expired, or was used already"
-            )
     inp = AppraisalInput(
         host=name,
         ak=_ak(plan.host.identity.ak_public),
@@ -415,6 +439,15 @@ def verify_caller_quote(
         evidence=evidence,
         report=result.report,
         state=result.quote.state if result.quote is not None else None,
+        note={"source": "caller"},
     )
     with ctx.store.transaction() as tx:
-        return _record(tx, ctx, actor, job, {"source": "caller"})
+        if not tx.nonces.consume(name, nonce, CALLER_PURPOSE, now=now):
+            raise _nonce_refused(name)  # a concurrent call used it first: roll back
+        return _record(tx, ctx, actor, [job])[0]
+
+
+def _nonce_refused(name: str) -> NonceError:
+    return NonceError(
+        f"the nonce was not issued for host '{name}', has expired, or was used already"
+    )

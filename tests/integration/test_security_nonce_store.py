@@ -6,13 +6,21 @@ import os
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from soapattest.errors import BadCredentialsError, ReplayedNonceError
+from soapattest.security.credentials import DigestKey
 from soapattest.security.nonces import STORE_HOST, STORE_PURPOSE, StoreNonceCache, nonce_key
+from soapattest.security.users import ensure_user
+from soapattest.security.wssecurity import Authenticator, build_security_header
 from soapattest.store import Store
 
 pytest_plugins = ["tests.pg_fixture", "tests.integration.store_support"]
 
 T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
 WINDOW = timedelta(seconds=300)
+PASSWORD = "correct horse battery staple"
+KEY = DigestKey(os.urandom(32))
 
 
 def second_worker(store: Store) -> Store:
@@ -81,3 +89,68 @@ def test_expired_rows_purged_and_nonce_forgotten(store: Store) -> None:
         assert tx.nonces.purge_expired(later) == 0  # already purged by the cache
     # an expired nonce is no longer remembered (its token is stale by then anyway)
     assert cache.remember("alice", nonce, now=later, expires_at=later + WINDOW) is True
+
+
+# ------------------------------------------------------------- in the caller's transaction
+
+
+def test_remember_in_counts_only_when_the_transaction_commits(store: Store) -> None:
+    cache = StoreNonceCache(store)
+    nonce = os.urandom(16)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        assert cache.within(tx).remember("alice", nonce, now=T0, expires_at=T0 + WINDOW)
+        raise RuntimeError("the request failed after authentication")
+    # rolled back: not remembered, so the same token is accepted once more (twin)
+    with store.transaction() as tx:
+        assert cache.remember_in(tx, "alice", nonce, now=T0, expires_at=T0 + WINDOW) is True
+        assert cache.remember_in(tx, "alice", nonce, now=T0, expires_at=T0 + WINDOW) is False
+    assert cache.remember("alice", nonce, now=T0, expires_at=T0 + WINDOW) is False
+
+
+def test_concurrent_replays_in_transactions_one_winner(store: Store) -> None:
+    other = second_worker(store)
+    try:
+        stores = [store, other]
+        cache = StoreNonceCache(store)
+        nonce = os.urandom(16)
+        results: list[bool] = []
+        lock = threading.Lock()
+        barrier = threading.Barrier(6)
+
+        def worker(i: int) -> None:
+            barrier.wait()
+            with stores[i % 2].transaction() as tx:
+                ok = cache.within(tx).remember("alice", nonce, now=T0, expires_at=T0 + WINDOW)
+            with lock:
+                results.append(ok)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(results) == [False] * 5 + [True]
+    finally:
+        other.close()
+
+
+def test_authenticate_in_one_transaction(store: Store) -> None:
+    ensure_user(store, "alice", PASSWORD, ("attester",), actor="test", now=T0, digest_key=KEY)
+    auth = Authenticator(nonce_cache=StoreNonceCache(store), digest_key=KEY)
+    now = datetime.now(UTC)
+    header = build_security_header("alice", PASSWORD, now=now)
+    with store.transaction() as tx:
+        principal = auth.authenticate_in(tx, header, now=now, secure=False)
+    assert (principal.name, principal.roles, principal.method) == (
+        "alice", ("attester",), "PasswordDigest"
+    )
+    with pytest.raises(ReplayedNonceError), store.transaction() as tx:
+        auth.authenticate_in(tx, header, now=now, secure=False)
+    # the replay is refused by the authenticator's own path too: one shared cache
+    with pytest.raises(ReplayedNonceError), store.transaction(readonly=True) as tx:
+        auth.authenticate(header, users=tx.users, now=now, secure=False)
+    with pytest.raises(BadCredentialsError), store.transaction() as tx:
+        auth.authenticate_in(tx, build_security_header("alice", "wrong password!!", now=now),
+                             now=now, secure=False)
+    with store.transaction() as tx:  # a bad credential remembered nothing
+        assert tx.nonces.purge_expired(now + timedelta(days=1)) == 1
