@@ -240,6 +240,7 @@ def machine_ticks() -> tuple[int, int, int]:
 class Sample:
     at: float  # monotonic
     rss_kib: int  # arbiter + workers
+    worker_max_kib: int  # the largest worker
     server_ticks: int  # CPU of arbiter + workers (the workers of the moment)
     machine: tuple[int, int, int]
 
@@ -258,10 +259,12 @@ class Sampler(threading.Thread):
         while not self._stop_event.is_set():
             pids = [self.pid, *children_of(self.pid)]
             self.workers_seen.update(pids[1:])
+            rss = [rss_kib(p) for p in pids]
             self.samples.append(
                 Sample(
                     time.monotonic(),
-                    sum(rss_kib(p) for p in pids),
+                    sum(rss),
+                    max(rss[1:], default=0),
                     sum(cpu_ticks(p) for p in pids),
                     machine_ticks(),
                 )
@@ -469,6 +472,8 @@ def run(
             f"{args.sample:g} s: first {minute:.0f} s avg {f_avg:.1f} MiB, last {minute:.0f} s "
             f"avg {l_avg:.1f} MiB ({l_avg / f_avg:.3f}x), max {max(steady_all) * mib:.1f} MiB"
         )
+        worker_max = max(s.worker_max_kib for s in sampler.window(steady_from, steady_to))
+        print(f"largest worker RSS in the steady phase: {worker_max * mib:.1f} MiB")
     restarts = len(sampler.workers_seen) - args.workers
     print(
         f"errors: idle baseline {idle_errors}, peak search {peak_errors}, "
