@@ -11,6 +11,7 @@ enrol them.
 from __future__ import annotations
 
 import base64
+import hashlib
 import multiprocessing as mp
 import re
 import socket
@@ -48,6 +49,7 @@ class LoadAgents:
             tpm = UnsafeSoftTpm(key_type=key_type, banks=banks)
             tpm.boot(log)
             self.hosts.append(tpm)
+        self.log_digest = _b64(hashlib.sha256(self.raw_log).digest())  # as real agents say
         self.log_response = ENV.format(
             body=f"<a:GetEventLogResponse><a:eventlog><a:data>{_b64(self.raw_log)}</a:data>"
             "</a:eventlog></a:GetEventLogResponse>"
@@ -73,7 +75,8 @@ class LoadAgents:
         return ENV.format(
             body=f"<a:GetQuoteResponse><a:quote><a:attest>{_b64(ev.attest)}</a:attest>"
             f"<a:signature>{_b64(ev.signature)}</a:signature>"
-            f"<a:pcr_update_counter>1</a:pcr_update_counter>{banks}</a:quote>"
+            f"<a:pcr_update_counter>1</a:pcr_update_counter>{banks}"
+            f"<a:event_log_sha256>{self.log_digest}</a:event_log_sha256></a:quote>"
             "</a:GetQuoteResponse>"
         ).encode()
 

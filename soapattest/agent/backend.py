@@ -9,6 +9,7 @@ Every argument from the network is validated here and refused with
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from soapattest.agent.config import AgentConfig
 from soapattest.agent.logs import ImaChunk, read_event_log, read_ima_chunk
 from soapattest.agent.templates import KEY_TYPES
 from soapattest.agent.tpm import AkInfo, EkInfo, QuoteResult, TpmAccess, TpmInfo
-from soapattest.errors import InvalidArgumentError, TpmError
+from soapattest.errors import EventLogUnavailableError, InvalidArgumentError, TpmError
 from soapattest.tpm.constants import HASH_BY_NAME, HASH_COUNT_MAX, PCR_COUNT
 from soapattest.tpm.pcr import PcrSelection
 
@@ -158,6 +159,13 @@ class AgentBackend:
     def get_event_log(self) -> bytes:
         """The measured-boot event log bytes (see :func:`read_event_log`)."""
         return read_event_log(self.config.eventlog_path, self.config.eventlog_max)
+
+    def event_log_sha256(self) -> bytes | None:
+        """SHA-256 of :meth:`get_event_log`'s bytes now, or None when there is no log."""
+        try:
+            return hashlib.sha256(self.get_event_log()).digest()
+        except EventLogUnavailableError:
+            return None
 
     def get_ima_log(self, offset: int | None) -> ImaChunk:
         """A chunk of the IMA list from ``offset`` (see :func:`read_ima_chunk`)."""

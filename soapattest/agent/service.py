@@ -104,6 +104,11 @@ class Quote(ComplexModel):
         ("pcr_update_counter", UnsignedInteger32(min_occurs=1, nillable=False,
                                                  doc="pcrUpdateCounter the values were read at.")),
         ("banks", PcrBankValues.customize(min_occurs=1, max_occurs=5, nillable=False)),
+        ("event_log_sha256", _b64(
+            "SHA-256 of the event log GetEventLog returns now (absent when there is none): "
+            "a server that holds that log already need not fetch it again. Untrusted like "
+            "the log itself - a log only counts if it replays to the signed PCR values.",
+            min_occurs=0)),
     ]
 
 
@@ -238,6 +243,7 @@ class AgentService(ServiceBase):
 
         def op(b: AgentBackend) -> Quote:
             q = b.get_quote(raw_nonce, raw_sel)
+            log_digest = b.event_log_sha256()
             return Quote(
                 attest=[q.attest],
                 signature=[q.signature],
@@ -247,6 +253,7 @@ class AgentService(ServiceBase):
                                                   for i, v in sorted(vals.items())])
                     for bank, vals in q.pcrs.items()
                 ],
+                event_log_sha256=[log_digest] if log_digest is not None else None,
             )
 
         return _call(ctx, op)

@@ -96,6 +96,7 @@ class AgentQuote:
     attest: bytes
     signature: bytes
     raw_pcrs: PcrValues
+    event_log_sha256: bytes | None = None  # what the agent says its event log hashes to
 
 
 class AgentPort(Protocol):
@@ -250,10 +251,14 @@ def decode_quote(payload: etree._Element) -> AgentQuote:
                 raise AgentResponseError(f"GetQuote: PCR {bank}:{index} reported twice")
             values[index] = _b64(pcr_el, "value", "GetQuote")
         raw[bank] = values
+    log_digest = _b64(quote, "event_log_sha256", "GetQuote", optional=True) or None
+    if log_digest is not None and len(log_digest) != 32:
+        raise AgentResponseError("GetQuote: <event_log_sha256> is not 32 bytes")
     return AgentQuote(
         attest=_b64(quote, "attest", "GetQuote"),
         signature=_b64(quote, "signature", "GetQuote"),
         raw_pcrs=raw,
+        event_log_sha256=log_digest,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +29,7 @@ from soapattest.errors import (
 )
 from soapattest.model import Host, Policy, QuoteState, TrustReport, Whitelist
 from soapattest.server import validate
+from soapattest.server.agents import AgentQuote
 from soapattest.server.audit import audited
 from soapattest.server.context import ServerContext
 from soapattest.store import Tx
@@ -95,6 +96,9 @@ class _Job:
     expires_at: datetime | None = None  # of a nonce the server issued (pull attestation)
     evidence: Evidence | None = None
     agent_error: SoapAttestError | None = None
+    quote: AgentQuote | None = None  # gathered, until the evidence is complete
+    ima_log: bytes | None = None
+    log_stored: bool = False  # the event log came from the evidence store (no put)
     report: TrustReport | None = None
     state: QuoteState | None = None
     note: dict[str, str] | None = None  # extra details of the audit record
@@ -108,7 +112,7 @@ def _record(tx: Tx, ctx: ServerContext, actor: str, jobs: Sequence[_Job]) -> lis
         assert job.report is not None
         reports.append(job.report)
         event_log = job.evidence.event_log if job.evidence is not None else None
-        if event_log:
+        if event_log and not job.log_stored:
             tx.evidence.put(event_log, "eventlog", now=job.report.created_at)
     stored = tx.reports.add_many(reports)
     for job, report in zip(jobs, stored, strict=True):
@@ -170,22 +174,71 @@ def _fetch_ima(ctx: ServerContext, url: str, pin: str | None) -> bytes:
         offset = next_offset
 
 
-def _gather(ctx: ServerContext, job: _Job) -> None:
-    """Fetch the evidence of one host from its agent (no database access)."""
-    policy = job.plan.policy
+def _needs_log(policy: Policy) -> bool:
+    return policy.use_event_log or policy.secure_boot is not None
+
+
+def _gather_quote(ctx: ServerContext, job: _Job) -> None:
+    """Fetch the quote (and the IMA list) of one host from its agent (no database)."""
     url = job.plan.host.agent_url
     pin = _pin(job.plan.host)
     try:
-        q = ctx.agents.quote(url, job.nonce, job.selection, pin=pin)
-        event_log = None
-        if policy.use_event_log or policy.secure_boot is not None:
-            event_log = ctx.agents.event_log(url, pin=pin)
-        ima_log = _fetch_ima(ctx, url, pin) if policy.ima.mode.value != "off" else None
+        job.quote = ctx.agents.quote(url, job.nonce, job.selection, pin=pin)
+        if job.plan.policy.ima.mode.value != "off":
+            job.ima_log = _fetch_ima(ctx, url, pin)
     except AGENT_ERRORS as exc:
         log.warning("host %s: %s", job.plan.host.name, exc.message)
         job.agent_error = exc
+
+
+def _gather_log(ctx: ServerContext, job: _Job, stored: dict[bytes, bytes]) -> None:
+    """Complete one host's evidence: its event log from ``stored`` when the agent named a
+    log held there already, else from the agent (no database)."""
+    q = job.quote
+    if q is None or job.agent_error is not None:
         return
-    job.evidence = Evidence(QuoteEvidence(q.attest, q.signature, q.raw_pcrs), event_log, ima_log)
+    event_log = None
+    if _needs_log(job.plan.policy):
+        digest = q.event_log_sha256
+        event_log = stored.get(digest) if digest is not None else None
+        job.log_stored = event_log is not None
+        if event_log is None:
+            try:
+                event_log = ctx.agents.event_log(job.plan.host.agent_url, pin=_pin(job.plan.host))
+            except AGENT_ERRORS as exc:
+                log.warning("host %s: %s", job.plan.host.name, exc.message)
+                job.agent_error = exc
+                return
+    job.evidence = Evidence(
+        QuoteEvidence(q.attest, q.signature, q.raw_pcrs), event_log, job.ima_log
+    )
+
+
+def _gather(ctx: ServerContext, jobs: Sequence[_Job]) -> None:
+    """Fetch the evidence of ``jobs`` from their agents, concurrently on the pool.
+
+    An agent names the SHA-256 of its event log in its quote; logs the evidence
+    store holds already are not fetched again (a log counts only if it replays to
+    the signed PCR values, so where the bytes come from does not matter to trust).
+    """
+    def each(step: Callable[[_Job], None]) -> None:
+        if len(jobs) == 1:
+            step(jobs[0])
+        else:
+            list(ctx.pool.map(step, jobs))
+
+    each(lambda j: _gather_quote(ctx, j))
+    digests = [
+        j.quote.event_log_sha256
+        for j in jobs
+        if j.quote is not None and j.quote.event_log_sha256 is not None
+        and _needs_log(j.plan.policy)
+    ]
+    stored: dict[bytes, bytes] = {}
+    if digests:
+        with ctx.store.transaction(readonly=True) as tx:
+            stored = tx.evidence.get_many(digests)
+    each(lambda j: _gather_log(ctx, j, stored))
 
 
 def _appraise(ctx: ServerContext, job: _Job, fresh: bool, now: datetime) -> None:
@@ -281,7 +334,7 @@ def attest_host(ctx: ServerContext, actor: str, name: str) -> TrustReport:
     validate.name(name, "host")
     with ctx.store.transaction() as tx:
         (job,) = _issue(tx, ctx, [_plan(tx, name, ctx)])
-    _gather(ctx, job)
+    _gather(ctx, [job])
     return _finish(ctx, actor, [job])[0]
 
 
@@ -309,7 +362,7 @@ def attest_hosts(ctx: ServerContext, actor: str, names: Sequence[str]) -> list[O
             continue
         with ctx.store.transaction() as tx:
             jobs = _issue(tx, ctx, plans)
-        list(ctx.pool.map(lambda j: _gather(ctx, j), jobs))
+        _gather(ctx, jobs)
         for job, report in zip(jobs, _finish(ctx, actor, jobs), strict=True):
             outcomes[job.plan.host.name] = Outcome(job.plan.host.name, report)
     return [outcomes[n] for n in names]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
@@ -16,6 +17,10 @@ from soapattest.store.orm import EvidenceRow
 _BLOBS = table(EvidenceRow)
 _KNOWN = select(_BLOBS.c.sha256).where(_BLOBS.c.sha256 == bindparam("digest"))
 _DATA = select(_BLOBS.c.data).where(_BLOBS.c.sha256 == bindparam("digest"))
+_DATA_MANY = select(_BLOBS.c.sha256, _BLOBS.c.data).where(
+    _BLOBS.c.sha256.in_(bindparam("digests", expanding=True))
+)
+_CHUNK = 500  # digests per query
 
 
 @guarded
@@ -53,3 +58,19 @@ class EvidenceRepository:
         """The bytes with this SHA-256, or None."""
         row = connection(self._s).execute(_DATA, {"digest": sha256}).first()
         return bytes(row[0]) if row is not None else None
+
+    def get_many(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
+        """Digest -> bytes for those of ``digests`` that are stored (one query per 500).
+        Each blob is checked against its digest: a row whose bytes do not hash to it
+        (a damaged or tampered database) is left out, as if it were not stored."""
+        wanted = sorted(set(digests))
+        out: dict[bytes, bytes] = {}
+        conn = connection(self._s)
+        for start in range(0, len(wanted), _CHUNK):
+            rows = conn.execute(_DATA_MANY, {"digests": wanted[start : start + _CHUNK]})
+            for digest, data in rows:
+                blob = bytes(data)
+                if hashlib.sha256(blob).digest() == bytes(digest):
+                    out[bytes(digest)] = blob
+        self._stored.update(out)
+        return out

@@ -7,6 +7,7 @@ chunk size and request limit.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -117,6 +118,13 @@ def test_event_log_served_equals_file(client: zeep.Client, host: SimHost) -> Non
     assert client.service.GetEventLog() == host.eventlog_path.read_bytes()
 
 
+def test_a_quote_names_the_event_log_it_would_serve(client: zeep.Client, host: SimHost) -> None:
+    quote = client.service.GetQuote(nonce=b"n", selection=[{"bank": "sha256", "pcr": [0]}])
+    served = client.service.GetEventLog()
+    assert quote.event_log_sha256 == hashlib.sha256(served).digest()
+    assert quote.event_log_sha256 != hashlib.sha256(served + b"x").digest()
+
+
 def test_ima_log_fetched_incrementally(client: zeep.Client, host: SimHost) -> None:
     whole = host.ima_path.read_bytes()
     assert len(whole) > 10 * CHUNK
@@ -156,6 +164,8 @@ def test_missing_logs_are_server_faults(spare: SimHost, tmp_path: Path) -> None:
             c.service.GetImaLog(offset=0)
         assert fault_code(err.value) == "Server.ImaLogUnavailable"
         assert c.service.GetIdentity().ak_name  # the agent itself still works
+        quote = c.service.GetQuote(nonce=b"n", selection=[{"bank": "sha256", "pcr": [0]}])
+        assert quote.attest and quote.event_log_sha256 is None  # no log: quotes still work
         assert a.stop() == 0
 
 

@@ -7,11 +7,13 @@ version ids, and the per-connection ``query_only`` bookkeeping of SQLite.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import insert
 
 from soapattest.errors import (
     DatabaseError,
@@ -22,6 +24,7 @@ from soapattest.errors import (
 )
 from soapattest.model import QuoteState, TrustStatus, WhitelistRef
 from soapattest.store import Store
+from soapattest.store.orm import EvidenceRow
 from tests.integration.store_data import at, host, pcr_entry, policy, report
 
 pytest_plugins = ["tests.pg_fixture", "tests.integration.store_support"]
@@ -245,3 +248,21 @@ def test_one_connection_switching_modes_stays_read_only_when_asked(store: Store)
                 tx.hosts.add(host(f"r{i}"), at(0))
     finally:
         single.close()
+
+
+def test_evidence_get_many_returns_only_intact_stored_blobs(store: Store) -> None:
+    good, other = b"event log one" * 100, b"event log two" * 100
+    with store.transaction() as tx:
+        d_good = tx.evidence.put(good, "eventlog", now=at(0))
+    # a row whose bytes do not hash to its key (a damaged or tampered database)
+    d_bad = hashlib.sha256(b"what the key claims").digest()
+    with store.engine.begin() as conn:
+        conn.execute(insert(EvidenceRow).values(
+            sha256=d_bad, kind="eventlog", size=len(other), data=other, created_at=at(0)))
+    missing = hashlib.sha256(b"never stored").digest()
+    with store.transaction(readonly=True) as tx:
+        found = tx.evidence.get_many([d_good, d_bad, missing, d_good])
+        assert tx.evidence.get(d_bad) == other  # get() returns what is there...
+    assert found == {d_good: good}  # ...get_many() only blobs that match their digest
+    with store.transaction(readonly=True) as tx:
+        assert tx.evidence.get_many([]) == {}
