@@ -269,6 +269,12 @@ class Authenticator:
         the caller's write transaction ``tx``: one transaction per authentication
         instead of two. The nonce counts as seen only if ``tx`` commits; concurrent
         replays still get exactly one acceptance. Raises as :meth:`authenticate`.
+
+        Caveat: a password check that misses the verifier's cache hashes (scrypt)
+        inside ``tx`` - on SQLite while holding the write lock, so a stream of bad
+        passwords would stall every writer. The request path therefore uses
+        :meth:`authenticate` (lookup in a read transaction, the replay-cache insert in
+        a short write transaction of its own).
         """
         cache = self.nonce_cache
         bound = cache.within(tx) if isinstance(cache, StoreNonceCache) else cache
