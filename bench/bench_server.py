@@ -6,7 +6,10 @@ agents in a child process (software AKs registered by this script straight
 into the store - never through a production path). Figures are CPU time of
 this process (``time.process_time``: the server's cost per core) and wall time.
 
-    .venv/bin/python bench/bench_server.py [--calls 300] [--hosts 1000]
+    .venv/bin/python bench/bench_server.py [--calls 300] [--hosts 1000] [--postgres]
+
+``--postgres`` runs the same against a throwaway PostgreSQL cluster on loopback
+(started with the machine's server binaries, as the tests do) instead of SQLite.
 """
 
 from __future__ import annotations
@@ -109,8 +112,10 @@ def timed(fn: Callable[[int], None], n: int) -> tuple[float, float]:
     return (time.process_time() - c0) / n, (time.perf_counter() - w0) / n
 
 
-def setup(tmp: Path, agents: LoadAgents, base_url: str) -> ServerContext:
-    config = ServerConfig(state_dir=tmp, bulk_concurrency=32, nonce_ttl=3600)
+def setup(tmp: Path, agents: LoadAgents, base_url: str, db_url: str = "") -> ServerContext:
+    config = ServerConfig(
+        state_dir=tmp, bulk_concurrency=32, nonce_ttl=3600, database_url=db_url
+    )
     store = Store(config.db_url)
     store.upgrade()
     signing = load_signing_identity(None, None, tmp, config.saml_issuer, utc_now())
@@ -156,17 +161,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--hosts", type=int, default=1000)
+    ap.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL cluster")
     args = ap.parse_args()
     agents = LoadAgents(args.hosts, LOG)
     base_url, proc = start(agents)
+    cluster = None
     try:
+        db_url = ""
+        if args.postgres:
+            from tests.pg_fixture import start_cluster
+
+            cluster = start_cluster()
+            db_url = cluster.create_database()
+        print(f"database: {'PostgreSQL (loopback)' if cluster else 'SQLite (WAL)'}")
         with tempfile.TemporaryDirectory() as d:
-            ctx = setup(Path(d), agents, base_url)
+            ctx = setup(Path(d), agents, base_url, db_url)
             app = build_wsgi(ctx)
             run(ctx, app, agents, args)
             ctx.close()
     finally:
         proc.terminate()
+        if cluster is not None:
+            cluster.destroy()
 
 
 def run(ctx: ServerContext, app: Any, agents: LoadAgents, args: argparse.Namespace) -> None:

@@ -169,6 +169,12 @@ def _enable_wal(cursor: Any, busy_timeout_ms: int) -> None:
             time.sleep(0.02)
 
 
+# A pooled PostgreSQL connection idle for longer than this is pinged before use (a
+# server restart kills connections; a busy pool, reused within milliseconds, is not
+# pinged on every checkout - that would be one more round trip per transaction).
+PG_PING_AFTER_IDLE_S = 1.0
+
+
 def _postgresql_engine(
     url: URL, connect_timeout_s: int, pool_size: int, max_overflow: int, echo: bool
 ) -> Engine:
@@ -177,7 +183,6 @@ def _postgresql_engine(
         echo=echo,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,  # drop connections that died with a server restart
         connect_args={
             "connect_timeout": connect_timeout_s,
             "options": "-c timezone=UTC",
@@ -185,10 +190,31 @@ def _postgresql_engine(
         },
     )
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= PG_PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # any failure: the pool reconnects
+            raise sa_exc.DisconnectionError(f"stale connection: {exc}") from exc
+        if not alive:
+            raise sa_exc.DisconnectionError("stale connection")
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if not conn.get_execution_options().get(WRITE_OPTION, True):
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        # psycopg2 starts the transaction itself with the first statement; asking it
+        # for READ ONLY makes that "BEGIN READ ONLY" (no extra round trip). Nothing
+        # is sent here: a dead connection fails at its first statement, as usual.
+        readonly = not conn.get_execution_options().get(WRITE_OPTION, True)
+        raw = conn.connection.dbapi_connection
+        if raw is not None and not raw.closed and raw.readonly is not readonly:
+            raw.readonly = readonly
 
     return engine
 

@@ -3,7 +3,9 @@ store recovers by itself once the database is back."""
 
 from __future__ import annotations
 
+import re
 import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,7 @@ import pytest
 
 from soapattest.errors import DatabaseUnavailableError
 from soapattest.store import Store
+from soapattest.store.db import PG_PING_AFTER_IDLE_S
 from tests.integration.store_data import at, host
 
 if TYPE_CHECKING:
@@ -59,6 +62,38 @@ def test_postgresql_stopped_then_restarted(pg_cluster: PgCluster, pg_template: s
             tx.hosts.add(host("h2"), at(2))
         with s.transaction() as tx:
             assert tx.hosts.names() == ["h", "h2"]
+    finally:
+        s.close()
+
+
+def test_a_connection_killed_while_idle_is_replaced_before_use(
+    pg_cluster: PgCluster, pg_template: str
+) -> None:
+    """Pooled PostgreSQL connections idle for more than PG_PING_AFTER_IDLE_S are pinged
+    at checkout (no round trip for one reused at once); a dead one is replaced."""
+    url = pg_cluster.create_database(template=pg_template)
+    database = url.rsplit("/", 1)[1]
+    assert re.fullmatch(r"[a-z_][a-z0-9_]*", database)  # a plain identifier: safe to quote
+    s = Store(url, connect_timeout_s=2)
+    try:
+        with s.transaction() as tx:  # the pool now holds a live connection
+            tx.hosts.add(host("h"), at(0))
+
+        def kill_sessions() -> None:
+            sql = f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{database}' AND pid <> pg_backend_pid()"  # noqa: S608, E501
+            pg_cluster._admin(sql)
+
+        kill_sessions()
+        time.sleep(PG_PING_AFTER_IDLE_S + 0.2)
+        with s.transaction(readonly=True) as tx:  # pinged, found dead, replaced
+            assert tx.hosts.names() == ["h"]
+        # twin: reused at once, the dead connection is not pinged - this call fails
+        # (a database restart fails the calls in flight), the next one reconnects
+        kill_sessions()
+        with pytest.raises(DatabaseUnavailableError), s.transaction(readonly=True) as tx:
+            tx.hosts.names()
+        with s.transaction(readonly=True) as tx:
+            assert tx.hosts.names() == ["h"]
     finally:
         s.close()
 
