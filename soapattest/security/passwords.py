@@ -231,6 +231,7 @@ class PasswordVerifier:
         self._clock = clock
         self._key = os.urandom(32)
         self._cache: OrderedDict[bytes, float] = OrderedDict()
+        self._recent: OrderedDict[bytes, float] = OrderedDict()  # (user, password) -> expiry
         self._lock = threading.Lock()
         self._dummy: str | None = None
         self.hashes_computed = 0  # for tests and metrics
@@ -246,26 +247,43 @@ class PasswordVerifier:
             mac.update(len(data).to_bytes(4, "big") + data)
         return mac.digest()
 
-    def _cached(self, tag: bytes) -> bool:
+    def _cached(self, tag: bytes, cache: OrderedDict[bytes, float] | None = None) -> bool:
+        cache = self._cache if cache is None else cache
         now = self._clock()
         with self._lock:
-            expiry = self._cache.get(tag)
+            expiry = cache.get(tag)
             if expiry is None:
                 return False
             if expiry <= now:
-                del self._cache[tag]
+                del cache[tag]
                 return False
-            self._cache.move_to_end(tag)
+            cache.move_to_end(tag)
             return True
 
-    def _remember(self, tag: bytes) -> None:
+    def _remember(self, tag: bytes, cache: OrderedDict[bytes, float] | None = None) -> None:
+        cache = self._cache if cache is None else cache
         if self._size == 0 or self._ttl == 0:
             return
         with self._lock:
-            self._cache[tag] = self._clock() + self._ttl
-            self._cache.move_to_end(tag)
-            while len(self._cache) > self._size:
-                self._cache.popitem(last=False)
+            cache[tag] = self._clock() + self._ttl
+            cache.move_to_end(tag)
+            while len(cache) > self._size:
+                cache.popitem(last=False)
+
+    def verified_recently(self, username: str, password: str) -> bool:
+        """True when this user name and password passed :meth:`verify` within the cache
+        TTL (against whatever hash was stored then). Only a hint for choosing a faster
+        path: it proves nothing about the hash stored now."""
+        if len(_password_bytes(password)) > MAX_PASSWORD_BYTES:
+            return False
+        return self._cached(self._mac(username, "", password), self._recent)
+
+    def verify_cached(self, username: str, password: str, encoded: str) -> bool:
+        """True when :meth:`verify` would answer True from its cache, without hashing;
+        False means "not known" (the password may still be right)."""
+        if len(_password_bytes(password)) > MAX_PASSWORD_BYTES:
+            return False
+        return self._cached(self._mac(username, encoded, password))
 
     def verify(self, username: str, password: str, encoded: str) -> bool:
         """True when ``password`` matches ``encoded`` (the stored hash of ``username``).
@@ -274,12 +292,14 @@ class PasswordVerifier:
             return False
         tag = self._mac(username, encoded, password)
         if self._cached(tag):
+            self._remember(self._mac(username, "", password), self._recent)
             return True
         with self._slots:
             self._count()
             ok = verify_password(password, encoded)
         if ok:
             self._remember(tag)
+            self._remember(self._mac(username, "", password), self._recent)
         return ok
 
     def burn(self, password: str) -> bool:

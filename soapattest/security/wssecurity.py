@@ -55,7 +55,7 @@ from soapattest.model import User
 from soapattest.security.credentials import DigestKey, StoredCredential
 from soapattest.security.nonces import NonceCache, StoreNonceCache
 from soapattest.security.passwords import MAX_PASSWORD_BYTES, PasswordVerifier
-from soapattest.store import Tx
+from soapattest.store import Store, Tx
 
 log = logging.getLogger("soapattest.security.auth")
 
@@ -281,6 +281,52 @@ class Authenticator:
         return self.authenticate(security, users=tx.users, now=now, secure=secure,
                                  nonce_cache=bound)
 
+    def authenticate_request(
+        self, store: Store, security: etree._Element | None, *, now: datetime, secure: bool
+    ) -> Principal:
+        """:meth:`authenticate` for the request path, against ``store``.
+
+        A PasswordText token whose user name and password passed within the password
+        cache's TTL (a client calling again), with its check still answered by the
+        cache for the hash stored *now*, is admitted in one write transaction: the
+        user lookup and the replay-cache insert together. Anything else - another
+        token, an unknown user, a changed password, a first call - takes the full
+        path: the lookup in a read transaction, the password check (which may hash)
+        outside any transaction, the replay-cache insert in a short write
+        transaction of its own. Bad credentials therefore never take the write
+        lock, and no password is hashed while it is held. Raises as
+        :meth:`authenticate`.
+        """
+        try:
+            token = self._token(security, now=now, secure=secure)
+            cache = self.nonce_cache
+            if (
+                not token.digest
+                and isinstance(cache, StoreNonceCache)
+                and self.verifier.verified_recently(token.username, token.password)
+            ):
+                with store.transaction() as tx:
+                    user = tx.users.find(token.username)
+                    if self._cached_text_ok(token, user):
+                        assert user is not None
+                        return self._admit(token, user, cache.within(tx), now)
+                # not decided from the cache: nothing was written, the full path decides
+            with store.transaction(readonly=True) as tx:
+                user = tx.users.find(token.username)
+            return self._decide(token, user, cache, now)
+        except AuthenticationError as exc:
+            log.info("authentication refused: %s", exc.reason)
+            raise
+
+    def _cached_text_ok(self, token: UntrustedUsernameToken, user: User | None) -> bool:
+        stored = self._stored(user)
+        if user is None or stored is None:
+            return False
+        try:
+            return self.verifier.verify_cached(user.name, token.password, stored.password_hash)
+        except CredentialFormatError:
+            return False
+
     def _authenticate(
         self,
         security: etree._Element | None,
@@ -290,6 +336,13 @@ class Authenticator:
         secure: bool,
         nonce_cache: NonceCache,
     ) -> Principal:
+        token = self._token(security, now=now, secure=secure)
+        return self._decide(token, users.find(token.username), nonce_cache, now)
+
+    def _token(
+        self, security: etree._Element | None, *, now: datetime, secure: bool
+    ) -> UntrustedUsernameToken:
+        """Steps 1-3: the token, its transport and its age."""
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         if security is None:
@@ -314,11 +367,26 @@ class Authenticator:
         if expires is not None and expires <= now:
             raise StaleTokenError("the wsu:Timestamp has expired",
                                   skew_seconds=(expires - now).total_seconds())
-        user = users.find(token.username)  # 4.
+        return token
+
+    def _decide(
+        self,
+        token: UntrustedUsernameToken,
+        user: User | None,
+        nonce_cache: NonceCache,
+        now: datetime,
+    ) -> Principal:
+        """Step 4 (the credentials of ``user``, the looked-up user or None), then 5."""
         if not self._check(token, user):
             raise BadCredentialsError(BAD_CREDENTIALS,
                                       reason=f"bad credentials for {token.username!r}")
         assert user is not None
+        return self._admit(token, user, nonce_cache, now)
+
+    def _admit(
+        self, token: UntrustedUsernameToken, user: User, nonce_cache: NonceCache, now: datetime
+    ) -> Principal:
+        """Step 5: the token's Nonce is new (replay cache), then the principal."""
         if token.nonce is not None:  # 5.
             base = token.created or now
             expires_at = max(base + self.window, now) + timedelta(seconds=1)

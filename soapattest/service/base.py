@@ -60,13 +60,12 @@ def authenticate_call(ctx: Any) -> Principal:
         raise NotAuthorizedError("the request was not checked by the XML guard; refused")
     if sctx.authenticator is None:
         raise NotAuthorizedError("authentication is not configured; refused")
-    with sctx.store.transaction(readonly=True) as tx:
-        principal = sctx.authenticator.authenticate(
-            env.get(ENV_WSSE),
-            users=tx.users,
-            now=sctx.clock(),
-            secure=env.get("wsgi.url_scheme") == "https",
-        )
+    principal = sctx.authenticator.authenticate_request(
+        sctx.store,
+        env.get(ENV_WSSE),
+        now=sctx.clock(),
+        secure=env.get("wsgi.url_scheme") == "https",
+    )
     try:
         authorize(operation, principal.roles)
     except NotAuthorizedError as exc:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from soapattest.errors import BadCredentialsError, ReplayedNonceError
 from soapattest.security.credentials import DigestKey
 from soapattest.security.nonces import STORE_HOST, STORE_PURPOSE, StoreNonceCache, nonce_key
+from soapattest.security.passwords import hash_password
 from soapattest.security.users import ensure_user
 from soapattest.security.wssecurity import Authenticator, build_security_header
 from soapattest.store import Store
+from soapattest.store.db import WRITE_OPTION
 
 pytest_plugins = ["tests.pg_fixture", "tests.integration.store_support"]
 
@@ -154,3 +158,63 @@ def test_authenticate_in_one_transaction(store: Store) -> None:
                              now=now, secure=False)
     with store.transaction() as tx:  # a bad credential remembered nothing
         assert tx.nonces.purge_expired(now + timedelta(days=1)) == 1
+
+
+class _Begins:
+    """Counts the write and read-only transactions a Store begins."""
+
+    def __init__(self, store: Store) -> None:
+        self.write = self.read = 0
+        event.listen(store.engine, "begin", self._on_begin)
+
+    def _on_begin(self, conn: Any) -> None:
+        if conn.get_execution_options().get(WRITE_OPTION, True):
+            self.write += 1
+        else:
+            self.read += 1
+
+    def take(self) -> tuple[int, int]:
+        out = (self.write, self.read)
+        self.write = self.read = 0
+        return out
+
+
+def test_request_path_admits_a_returning_caller_in_one_write_transaction(store: Store) -> None:
+    ensure_user(store, "carol", PASSWORD, ("reader",), actor="test", now=T0)
+    auth = Authenticator(nonce_cache=StoreNonceCache(store))
+    begins = _Begins(store)
+
+    def call(password: str = PASSWORD) -> Any:
+        now = datetime.now(UTC)
+        header = build_security_header("carol", password, mode="text", now=now)
+        return auth.authenticate_request(store, header, now=now, secure=True), header, now
+
+    principal, _, _ = call()  # first call: read (lookup), hash, write (replay cache)
+    assert principal.roles == ("reader",) and begins.take() == (1, 1)
+    principal, header, now = call()  # returning caller: one write transaction
+    assert principal.roles == ("reader",) and begins.take() == (1, 0)
+    with pytest.raises(ReplayedNonceError):  # the same token again: refused, fast or not
+        auth.authenticate_request(store, header, now=now, secure=True)
+    begins.take()
+    # roles are read at every call, also on the fast path
+    with store.transaction() as tx:
+        tx.users.set_roles("carol", ["admin"], T0)
+    begins.take()
+    assert call()[0].roles == ("admin",) and begins.take() == (1, 0)
+    # a wrong password never takes the write lock
+    with pytest.raises(BadCredentialsError):
+        call("not the password at all")
+    assert begins.take() == (0, 1)
+    # the password changed: the old one is refused, the new one accepted (full path)
+    with store.transaction() as tx:
+        tx.users.set_password("carol", hash_password("a brand new passphrase"), T0)
+    begins.take()
+    with pytest.raises(BadCredentialsError):
+        call()
+    assert begins.take() == (1, 1)  # tried from the cache, undecided, then the full path
+    assert call("a brand new passphrase")[0].name == "carol"
+    # the user is removed: refused at once, although the password was just verified
+    with store.transaction() as tx:
+        tx.users.remove("carol")
+    with pytest.raises(BadCredentialsError):
+        call("a brand new passphrase")

@@ -166,6 +166,28 @@ def test_verifier_cache_expires_and_follows_hash_changes() -> None:
     assert verifier.hashes_computed == 4
 
 
+def test_cache_only_answers_never_hash() -> None:
+    clock = FakeClock()
+    verifier = PasswordVerifier(cache_ttl=60, clock=clock)
+    encoded = hash_password(PASSWORD, params=FAST)
+    assert not verifier.verified_recently("alice", PASSWORD)
+    assert not verifier.verify_cached("alice", PASSWORD, encoded)
+    assert verifier.hashes_computed == 0  # neither question hashes
+    assert verifier.verify("alice", PASSWORD, encoded)
+    assert verifier.verified_recently("alice", PASSWORD)
+    assert verifier.verify_cached("alice", PASSWORD, encoded)
+    # twins: another password, another user, another stored hash, an expired entry
+    assert not verifier.verified_recently("alice", "wrong password!")
+    assert not verifier.verified_recently("bob", PASSWORD)
+    other = hash_password(PASSWORD, params=FAST)  # same password, new salt: a new hash
+    assert not verifier.verify_cached("alice", PASSWORD, other)
+    assert verifier.verified_recently("alice", PASSWORD)  # the hint is not about the hash
+    clock.now += 61
+    assert not verifier.verified_recently("alice", PASSWORD)
+    assert not verifier.verify_cached("alice", PASSWORD, encoded)
+    assert verifier.hashes_computed == 1
+
+
 def test_verifier_cache_is_bounded() -> None:
     verifier = PasswordVerifier(cache_ttl=60, cache_size=1, clock=FakeClock())
     a = hash_password("password of a!", params=FAST)
