@@ -50,7 +50,7 @@ def timed(owner: Any, name: str, label: str) -> None:
 
 
 def instrument() -> None:
-    timed(base, "authenticate_call", "authentication (2 transactions)")
+    timed(base, "authenticate_call", "authentication (lookup, replay cache)")
     timed(attestation, "_plan", "plan (host, policy, whitelists)")
     timed(attestation, "appraise", "appraisal (verify/)")
     timed(attestation, "_record", "storing (inside its transaction)")
@@ -117,9 +117,9 @@ def main() -> None:
     print(f"{name}: {cpu * 1e3:.2f} ms CPU per call ({n} calls)")
     for label, seconds in SPENT.most_common():
         share = seconds / n
-        print(f"  {label:36} {share * 1e3:6.2f} ms  {share / cpu:5.0%}")
+        print(f"  {label:38} {share * 1e3:6.2f} ms  {share / cpu:5.0%}")
     rest = cpu - sum(SPENT.values()) / n
-    print(f"  {'rest (schema, transactions, ...)':36} {rest * 1e3:6.2f} ms  {rest / cpu:5.0%}")
+    print(f"  {'rest (schema, transactions, ...)':38} {rest * 1e3:6.2f} ms  {rest / cpu:5.0%}")
 
 
 if __name__ == "__main__":
