@@ -4,8 +4,9 @@ Spyne's generic XML protocol walks every value through layers of coroutines
 and attribute lookups; serialising one trust report cost more than the whole
 appraisal. This codec is built once per message class from the *same* Spyne
 type definitions that generate the WSDL (so what it reads and writes cannot
-drift from the published contract) into a flat list of fields per class, and
-then reads and writes with plain lxml calls.
+drift from the published contract) into a flat list of fields per class; it
+reads requests from the lxml tree the XML guard parsed and writes responses as
+escaped text.
 
 What it covers is what the service's types use: ``Unicode`` (with or without
 an enumeration), integers, ``Boolean``, ``DateTime`` (output only),
