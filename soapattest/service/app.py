@@ -26,6 +26,7 @@ from soapattest.service.ops_golden import PolicyOperations, WhitelistOperations
 from soapattest.service.ops_hosts import HostOperations
 from soapattest.service.ops_trust import TrustOperations
 from soapattest.service.types import NS
+from soapattest.service.validation import SharedSchema
 
 SERVICE_NAME = "SoapAttest"
 OPERATION_GROUPS = (
@@ -82,6 +83,9 @@ def build_application(ctx: ServerContext | None) -> Application:
         out_protocol=Soap11(),
     )
     app.soapattest = ctx
+    # One error log per schema object in lxml: threads must not share it (validation.py).
+    if app.in_protocol.validation_schema is not None:
+        app.in_protocol.validation_schema = SharedSchema(app.in_protocol.validation_schema)
     return app
 
 

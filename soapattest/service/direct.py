@@ -87,7 +87,7 @@ class DirectDispatch:
         schema = app.in_protocol.validation_schema
         if schema is None:
             raise ValueError("direct dispatch needs the application's schema validation")
-        self.schema: etree.XMLSchema = schema
+        self.schema = schema  # a SharedSchema (see validation.py)
         self.operations: dict[str, _Operation] = {}
         method_map = app.interface.service_method_map
         for name in operations:
