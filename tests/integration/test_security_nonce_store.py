@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,26 @@ T0 = datetime(2025, 1, 1, 12, tzinfo=UTC)
 WINDOW = timedelta(seconds=300)
 PASSWORD = "correct horse battery staple"
 KEY = DigestKey(os.urandom(32))
+
+
+def _race(attempt: Callable[[int], bool], threads: int = 6) -> list[bool]:
+    """``attempt(i)`` in ``threads`` threads released at once; their answers."""
+    results: list[bool] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def worker(i: int) -> None:
+        barrier.wait()
+        ok = attempt(i)
+        with lock:
+            results.append(ok)
+
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    return results
 
 
 def second_worker(store: Store) -> Store:
@@ -51,21 +72,9 @@ def test_concurrent_replays_one_winner(store: Store) -> None:
     try:
         caches = [StoreNonceCache(store), StoreNonceCache(other)]
         nonce = os.urandom(16)
-        results: list[bool] = []
-        lock = threading.Lock()
-        barrier = threading.Barrier(6)
-
-        def worker(i: int) -> None:
-            barrier.wait()
-            ok = caches[i % 2].remember("alice", nonce, now=T0, expires_at=T0 + WINDOW)
-            with lock:
-                results.append(ok)
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = _race(
+            lambda i: caches[i % 2].remember("alice", nonce, now=T0, expires_at=T0 + WINDOW)
+        )
         assert sorted(results) == [False] * 5 + [True]
     finally:
         other.close()
@@ -117,22 +126,11 @@ def test_concurrent_replays_in_transactions_one_winner(store: Store) -> None:
         stores = [store, other]
         cache = StoreNonceCache(store)
         nonce = os.urandom(16)
-        results: list[bool] = []
-        lock = threading.Lock()
-        barrier = threading.Barrier(6)
-
-        def worker(i: int) -> None:
-            barrier.wait()
+        def attempt(i: int) -> bool:
             with stores[i % 2].transaction() as tx:
-                ok = cache.within(tx).remember("alice", nonce, now=T0, expires_at=T0 + WINDOW)
-            with lock:
-                results.append(ok)
+                return cache.within(tx).remember("alice", nonce, now=T0, expires_at=T0 + WINDOW)
 
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = _race(attempt)
         assert sorted(results) == [False] * 5 + [True]
     finally:
         other.close()
