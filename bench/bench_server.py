@@ -185,26 +185,23 @@ def main() -> None:
             cluster.destroy()
 
 
-def run(ctx: ServerContext, app: Any, agents: LoadAgents, args: argparse.Namespace) -> None:
+def verify_quote_requests(ctx: ServerContext, agents: LoadAgents, n: int) -> list[bytes]:
+    """``n`` VerifyQuote requests for host h0: nonces issued and quotes signed beforehand,
+    so that timing them measures the server alone."""
     with ctx.store.transaction(readonly=True) as tx:
-        plan_policy = tx.policies.get("p")
-        wls = (tx.whitelists.get("golden"),)
-    selection = required_selection(plan_policy, wls)
-    tpm = agents.hosts[0]
-    n = args.calls
-    # --- VerifyQuote requests (nonces issued beforehand, quotes signed beforehand).
-    requests_: list[bytes] = []
+        selection = required_selection(tx.policies.get("p"), (tx.whitelists.get("golden"),))
     log_b64 = base64.b64encode(agents.raw_log).decode()
+    out: list[bytes] = []
     for _ in range(n):
         nonce = attestation.issue_nonce(ctx, "bench", "h0")
-        ev = tpm.quote(nonce, selection)
+        ev = agents.hosts[0].quote(nonce, selection)
         pcrs = "".join(
             f"<t:pcr><t:bank>{b}</t:bank><t:index>{i}</t:index><t:value>"
             f"{base64.b64encode(v).decode()}</t:value></t:pcr>"
             for b, vals in ev.raw_pcrs.items()
             for i, v in sorted(vals.items())
         )
-        requests_.append(
+        out.append(
             envelope(
                 f"<t:VerifyQuote><t:host>h0</t:host><t:nonce>{base64.b64encode(nonce).decode()}"
                 f"</t:nonce><t:quote><t:attest>{base64.b64encode(ev.attest).decode()}</t:attest>"
@@ -212,6 +209,12 @@ def run(ctx: ServerContext, app: Any, agents: LoadAgents, args: argparse.Namespa
                 f"</t:quote><t:event_log>{log_b64}</t:event_log></t:VerifyQuote>"
             )
         )
+    return out
+
+
+def run(ctx: ServerContext, app: Any, agents: LoadAgents, args: argparse.Namespace) -> None:
+    n = args.calls
+    requests_ = verify_quote_requests(ctx, agents, n)
     sample = wsgi_call(app, requests_[0])
     assert b"<tns:status>TRUSTED</tns:status>" in sample, sample[:2000]
     req_size = len(requests_[0])

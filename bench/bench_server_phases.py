@@ -11,7 +11,6 @@ per call and each phase's share.
 from __future__ import annotations
 
 import argparse
-import base64
 import collections
 import functools
 import sys
@@ -25,11 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import soapattest.security.xmlguard as xmlguard
 import soapattest.server.attestation as attestation
 import soapattest.service.base as base
-from bench.bench_server import LOG, envelope, setup, wsgi_call
+from bench.bench_server import LOG, envelope, setup, verify_quote_requests, wsgi_call
 from bench.load_agents import LoadAgents, start
 from soapattest.service.app import build_wsgi
 from soapattest.service.codec import Codec
-from soapattest.verify.appraise import required_selection
 
 SPENT: collections.Counter[str] = collections.Counter()
 
@@ -60,29 +58,6 @@ def instrument() -> None:
     timed(xmlguard, "parse_request", "XML guard parse")
 
 
-def verify_requests(ctx: Any, agents: LoadAgents, n: int) -> list[bytes]:
-    with ctx.store.transaction(readonly=True) as tx:
-        selection = required_selection(tx.policies.get("p"), (tx.whitelists.get("golden"),))
-    log_b64 = base64.b64encode(agents.raw_log).decode()
-    out = []
-    for _ in range(n):
-        nonce = attestation.issue_nonce(ctx, "bench", "h0")
-        ev = agents.hosts[0].quote(nonce, selection)
-        pcrs = "".join(
-            f"<t:pcr><t:bank>{b}</t:bank><t:index>{i}</t:index><t:value>"
-            f"{base64.b64encode(v).decode()}</t:value></t:pcr>"
-            for b, vals in ev.raw_pcrs.items()
-            for i, v in sorted(vals.items())
-        )
-        out.append(envelope(
-            f"<t:VerifyQuote><t:host>h0</t:host><t:nonce>{base64.b64encode(nonce).decode()}"
-            f"</t:nonce><t:quote><t:attest>{base64.b64encode(ev.attest).decode()}</t:attest>"
-            f"<t:signature>{base64.b64encode(ev.signature).decode()}</t:signature>{pcrs}"
-            f"</t:quote><t:event_log>{log_b64}</t:event_log></t:VerifyQuote>"
-        ))
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--op", choices=["vq", "ah"], default="vq")
@@ -97,7 +72,7 @@ def main() -> None:
             app = build_wsgi(ctx)
             n, warm = args.calls, 20
             if args.op == "vq":
-                requests_ = verify_requests(ctx, agents, n + warm)
+                requests_ = verify_quote_requests(ctx, agents, n + warm)
             else:
                 requests_ = [
                     envelope("<t:AttestHost><t:host>h0</t:host></t:AttestHost>")
