@@ -33,6 +33,7 @@ On success the WSGI environ carries, for the application behind:
 - ``soapattest.wsse``: our ``wsse:Security`` element or None.
 - ``soapattest.envelope``: the parsed root element (read-only; a Spyne protocol
   subclass may use it instead of parsing ``wsgi.input`` again).
+- ``soapattest.payload``: the Body's one element child (the operation element).
 - ``wsgi.input`` / ``CONTENT_LENGTH``: the original bytes and their length.
 """
 
@@ -69,6 +70,7 @@ ACTOR_NEXT = "http://schemas.xmlsoap.org/soap/actor/next"
 ENV_OPERATION = "soapattest.operation"
 ENV_WSSE = "soapattest.wsse"
 ENV_ENVELOPE = "soapattest.envelope"
+ENV_PAYLOAD = "soapattest.payload"
 ENV_FAULT = "soapattest.fault"
 DEFAULT_ALLOWED_HEADERS = frozenset({SECURITY_TAG})
 
@@ -290,6 +292,7 @@ class XmlGuard:
             environ[ENV_OPERATION] = qname.text
         environ[ENV_WSSE] = security
         environ[ENV_ENVELOPE] = root
+        environ[ENV_PAYLOAD] = payload
         environ["wsgi.input"] = io.BytesIO(data)
         environ["CONTENT_LENGTH"] = str(len(data))
         environ.pop("HTTP_TRANSFER_ENCODING", None)

@@ -28,7 +28,7 @@ from typing import Any
 from lxml import etree
 from spyne import Application, Fault
 
-from soapattest.security.xmlguard import ENV_ENVELOPE, ENV_FAULT, ENV_OPERATION, StartResponse
+from soapattest.security.xmlguard import ENV_FAULT, ENV_OPERATION, ENV_PAYLOAD, StartResponse
 from soapattest.service.codec import Codec, UnsupportedType, fault_envelope
 from soapattest.service.faults import to_fault
 
@@ -101,11 +101,10 @@ class DirectDispatch:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         op = self.operations.get(environ.get(ENV_OPERATION, ""))
-        envelope = environ.get(ENV_ENVELOPE)
-        if op is None or envelope is None or environ.get("REQUEST_METHOD") != "POST":
+        payload = environ.get(ENV_PAYLOAD)  # the operation element the XML guard checked
+        if op is None or payload is None or environ.get("REQUEST_METHOD") != "POST":
             answer: Iterable[bytes] = self.fallback(environ, start_response)
             return answer
-        payload = _body_child(envelope)
         status, body = self._serve(op, payload, environ)
         start_response(status, [_CONTENT_TYPE, ("Content-Length", str(len(body)))])
         return [body]
@@ -138,13 +137,3 @@ def _schema_error(error_log: Any) -> str:
     if e is None:
         return "the request does not match the service's schema"
     return f":{e.line}:{e.column}:{e.level_name}:{e.domain_name}:{e.type_name}: {e.message}"
-
-
-def _body_child(envelope: etree._Element) -> etree._Element:
-    """The operation element (the XML guard checked there is exactly one in the Body)."""
-    for part in envelope:
-        if isinstance(part.tag, str) and part.tag.endswith("}Body"):
-            for child in part:
-                if isinstance(child.tag, str):
-                    return child
-    raise LookupError("the XML guard let through an envelope without a Body element")
